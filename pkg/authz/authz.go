@@ -1,0 +1,373 @@
+package authz
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-jose/go-jose/v4/json"
+
+	"github.com/jwtauthz/jwtauthz/pkg/token"
+)
+
+// Request is one authorization question, whatever the transport.
+type Request struct {
+	// Transport labels logs and metrics: "grpc" or "http".
+	Transport string
+	Method    string
+	Host      string // :authority
+	Path      string // without the query string, not percent-decoded
+	Query     string // raw, without '?'
+	// Headers have lower-case keys; each element is one header line as received (Envoy's
+	// headers map joins repeats with ",", its header_map keeps them apart).
+	Headers map[string][]string
+	// Principal is the downstream peer's identity (mTLS SAN), when known.
+	Principal string
+	// RequestID is x-request-id, for log correlation.
+	RequestID string
+	// ContextExtensions are Envoy's per-route settings (contract: jwtauthz.*).
+	ContextExtensions map[string]string
+}
+
+// Header is one header to set upstream. Names are lower-case.
+type Header struct{ Name, Value string }
+
+// Decision is the answer to a Request.
+type Decision struct {
+	Allow bool
+	// Shadow is true when the decision was a deny that shadow mode turned into an allow.
+	Shadow bool
+	// Status is the HTTP status: 200 on allow, else the deny's status.
+	Status int
+	Reason Reason
+	// ErrorCode is the body's "error" (RFC 6750 code, or unauthorized, access_denied,
+	// temporarily_unavailable); empty on allow.
+	ErrorCode   string
+	Description string
+	// Challenge is the WWW-Authenticate value; "" when the deny carries none.
+	Challenge string
+	// RetryAfter is set on 503: when keys may be back.
+	RetryAfter time.Duration
+
+	Provider string // the provider's name, "" when none was picked
+	Issuer   string
+	Subject  string
+
+	// SetHeaders go upstream, overwriting whatever the client sent.
+	SetHeaders []Header
+	// RemoveHeaders are stripped from the upstream request: every identity header not set
+	// here, and the token's header when the provider does not forward it.
+	RemoveHeaders []string
+	// RemoveQueryParams are stripped from the upstream request (a token in the query).
+	RemoveQueryParams []string
+	// Claims is the verified payload for payload_in_metadata; PayloadKey names its key.
+	Claims     map[string]any
+	PayloadKey string
+}
+
+// ClaimHeader projects one claim onto one upstream header.
+type ClaimHeader struct{ Claim, Header string }
+
+// Provider is a provider's token locations and identity projection. Verification policy lives
+// in the token.Verifier; Name ties the two together.
+type Provider struct {
+	Name                 string
+	Sources              []token.Source
+	Forward              bool
+	ClaimToHeaders       []ClaimHeader
+	ForwardPayloadHeader string
+	PayloadInMetadata    string
+	// RetryAfter says when keys may be back, for the Retry-After of a 503; nil means 1s.
+	RetryAfter func() time.Duration
+}
+
+// Observer receives every decision, for metrics.
+type Observer interface {
+	ObserveDecision(transport, decision string, reason Reason, provider string, d time.Duration)
+}
+
+// Options configure an Authorizer.
+type Options struct {
+	Realm         string // WWW-Authenticate realm; default "jwtauthz"
+	Providers     []Provider
+	Verifier      *token.Verifier
+	MaxTokenBytes int  // default 8192
+	CORSPreflight bool // cors_preflight: allow
+	Shadow        bool // decide, log and count, but always allow
+	Logger        *slog.Logger
+	// AllowSampleRate is the fraction of allow decisions logged; denies are always logged.
+	AllowSampleRate float64
+	Observer        Observer
+	Now             func() time.Time
+}
+
+// Authorizer decides. It is immutable after New and safe for concurrent use.
+type Authorizer struct {
+	o         Options
+	providers map[string]*Provider
+	sources   []token.Source
+	identity  []string // every identity header name, sorted
+}
+
+// New compiles the options.
+func New(o Options) (*Authorizer, error) {
+	if o.Verifier == nil {
+		return nil, fmt.Errorf("authz: a verifier is required")
+	}
+	if o.Realm == "" {
+		o.Realm = "jwtauthz"
+	}
+	if o.MaxTokenBytes <= 0 {
+		o.MaxTokenBytes = 8192
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	a := &Authorizer{o: o, providers: map[string]*Provider{}}
+	idSet := map[string]bool{}
+	for i := range o.Providers {
+		p := &o.Providers[i]
+		if a.providers[p.Name] != nil {
+			return nil, fmt.Errorf("authz: provider %q listed twice", p.Name)
+		}
+		a.providers[p.Name] = p
+		for _, s := range p.Sources {
+			if !slices.Contains(a.sources, s) {
+				a.sources = append(a.sources, s)
+			}
+		}
+		for _, ch := range p.ClaimToHeaders {
+			idSet[ch.Header] = true
+		}
+		if p.ForwardPayloadHeader != "" {
+			idSet[p.ForwardPayloadHeader] = true
+		}
+	}
+	for h := range idSet {
+		a.identity = append(a.identity, h)
+	}
+	sort.Strings(a.identity)
+	return a, nil
+}
+
+// IdentityHeaders returns every identity header name configured (for stripping).
+func (a *Authorizer) IdentityHeaders() []string { return slices.Clone(a.identity) }
+
+// Decide answers one request. It never panics on hostile input and never allows without a
+// verified token (or a documented exemption: CORS preflight).
+func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
+	start := a.o.Now()
+	d := a.decide(ctx, r)
+	if a.o.Shadow && !d.Allow {
+		d = a.shadow(d)
+	}
+	a.record(ctx, r, &d, a.o.Now().Sub(start))
+	return d
+}
+
+func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
+	if a.o.CORSPreflight && isPreflight(r) {
+		// A browser's preflight never carries credentials (Fetch standard); the real
+		// request that follows is checked.
+		return a.allow(ReasonCORSPreflight, nil, nil, token.Credential{})
+	}
+	cred, err := token.Extract(a.sources, r.Headers, r.Query, a.o.MaxTokenBytes)
+	if err != nil {
+		return a.deny(ReasonFor(err), "")
+	}
+	tok, err := a.o.Verifier.Verify(ctx, cred.Token)
+	provName := ""
+	if tok != nil && tok.Provider != nil {
+		provName = tok.Provider.Name
+	}
+	if err != nil {
+		return a.deny(ReasonFor(err), provName)
+	}
+	p := a.providers[provName]
+	if p == nil || !slices.Contains(p.Sources, cred.Source) {
+		// The token's issuer does not read tokens from where this one was found.
+		return a.deny(ReasonIssuerUnknown, provName)
+	}
+	return a.allow(ReasonOK, p, tok, cred)
+}
+
+func isPreflight(r *Request) bool {
+	return r.Method == "OPTIONS" && len(r.Headers["origin"]) > 0 && len(r.Headers["access-control-request-method"]) > 0
+}
+
+func (a *Authorizer) allow(reason Reason, p *Provider, tok *token.Token, cred token.Credential) Decision {
+	d := Decision{Allow: true, Status: 200, Reason: reason}
+	set := map[string]bool{}
+	if p != nil && tok != nil {
+		d.Provider, d.Issuer, d.Subject = p.Name, tok.Issuer, tok.Subject
+		for _, ch := range p.ClaimToHeaders {
+			v, ok, safe := claimValue(tok.Claims[ch.Claim])
+			if !safe {
+				// An identity value with CR, LF or NUL could split or smuggle headers
+				// upstream (envoy-notes R11): deny rather than pass it on.
+				return a.deny(ReasonUnsafeClaimValue, p.Name)
+			}
+			if ok && v != "" && !set[ch.Header] {
+				d.SetHeaders = append(d.SetHeaders, Header{Name: ch.Header, Value: v})
+				set[ch.Header] = true
+			}
+		}
+		if p.ForwardPayloadHeader != "" {
+			d.SetHeaders = append(d.SetHeaders, Header{Name: p.ForwardPayloadHeader, Value: base64.RawURLEncoding.EncodeToString(tok.Payload)})
+			set[p.ForwardPayloadHeader] = true
+		}
+		if p.PayloadInMetadata != "" {
+			d.Claims, d.PayloadKey = tok.Claims, p.PayloadInMetadata
+		}
+	}
+	for _, h := range a.identity {
+		if !set[h] {
+			d.RemoveHeaders = append(d.RemoveHeaders, h)
+		}
+	}
+	if p != nil && !p.Forward {
+		switch cred.Source.Kind {
+		case token.FromHeader:
+			d.RemoveHeaders = append(d.RemoveHeaders, cred.Source.Name)
+		case token.FromParam:
+			d.RemoveQueryParams = append(d.RemoveQueryParams, cred.Source.Name)
+		}
+	}
+	return d
+}
+
+func (a *Authorizer) deny(reason Reason, provider string) Decision {
+	ans := answerFor(reason)
+	d := Decision{
+		Status:      ans.status,
+		Reason:      reason,
+		ErrorCode:   ans.errorCode,
+		Description: ans.description,
+		Provider:    provider,
+	}
+	switch ans.challenge {
+	case challengeBare:
+		d.Challenge = `Bearer realm="` + a.o.Realm + `"`
+	case challengeError:
+		d.Challenge = `Bearer realm="` + a.o.Realm + `", error="` + ans.errorCode + `", error_description="` + ans.description + `"`
+	}
+	if reason == ReasonKeysUnavailable {
+		d.RetryAfter = time.Second
+		if p := a.providers[provider]; p != nil && p.RetryAfter != nil {
+			d.RetryAfter = max(time.Second, p.RetryAfter())
+		}
+	}
+	return d
+}
+
+// shadow turns a deny into an allow that still strips every identity header: the upstream must
+// never see identity it could mistake for verified.
+func (a *Authorizer) shadow(d Decision) Decision {
+	return Decision{
+		Allow: true, Shadow: true, Status: 200, Reason: d.Reason, Provider: d.Provider,
+		RemoveHeaders: slices.Clone(a.identity),
+	}
+}
+
+// claimValue renders a claim for a header: strings as they are, numbers and booleans as JSON,
+// arrays joined with "," (strings raw), objects as compact JSON. ok is false for a missing or
+// null claim; safe is false when the value holds a control byte other than TAB.
+func claimValue(v any) (s string, ok, safe bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false, true
+	case string:
+		s = x
+	case bool:
+		s = fmt.Sprint(x)
+	case json.Number:
+		s = x.String()
+	case []any:
+		parts := make([]string, 0, len(x))
+		for _, e := range x {
+			if es, isStr := e.(string); isStr {
+				parts = append(parts, es)
+				continue
+			}
+			b, err := json.Marshal(e)
+			if err != nil {
+				return "", false, false
+			}
+			parts = append(parts, string(b))
+		}
+		s = strings.Join(parts, ",")
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "", false, false
+		}
+		s = string(b)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return "", false, false
+		}
+	}
+	return s, true, true
+}
+
+// record logs and counts the decision. The log line carries the reason code and never the
+// token, the Authorization header, cookies or the query string (which may hold a token).
+func (a *Authorizer) record(ctx context.Context, r *Request, d *Decision, took time.Duration) {
+	label := "allow"
+	switch {
+	case d.Shadow:
+		label = "shadow_deny"
+	case !d.Allow:
+		label = "deny"
+	}
+	prov := d.Provider
+	if prov == "" {
+		prov = "none"
+	}
+	if a.o.Observer != nil {
+		a.o.Observer.ObserveDecision(r.Transport, label, d.Reason, prov, took)
+	}
+	level := slog.LevelInfo
+	if d.Reason == ReasonRouteMisconfigured {
+		level = slog.LevelError
+	}
+	if d.Allow && !d.Shadow && a.o.AllowSampleRate < 1 && rand.Float64() >= a.o.AllowSampleRate {
+		return
+	}
+	// Detached from the request: a cancelled check still leaves its line.
+	ctx = context.WithoutCancel(ctx)
+	if !a.o.Logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("transport", r.Transport),
+		slog.String("decision", label),
+		slog.String("reason", string(d.Reason)),
+		slog.String("provider", prov),
+		slog.Int("status", d.Status),
+		slog.String("method", r.Method),
+		slog.String("host", r.Host),
+		slog.String("path", r.Path),
+		slog.Duration("took", took),
+	}
+	if r.RequestID != "" {
+		attrs = append(attrs, slog.String("request_id", r.RequestID))
+	}
+	if r.Principal != "" {
+		attrs = append(attrs, slog.String("peer", r.Principal))
+	}
+	if d.Subject != "" {
+		attrs = append(attrs, slog.String("sub", d.Subject))
+	}
+	a.o.Logger.LogAttrs(ctx, level, "decision", attrs...)
+}

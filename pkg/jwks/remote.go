@@ -1,0 +1,499 @@
+package jwks
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Fetch failures, wrapped with detail. They never reach a client: a failed refresh keeps the last
+// good set (J18).
+var (
+	ErrHTTPStatus = errors.New("jwks: unexpected HTTP status")
+	ErrTooLarge   = errors.New("jwks: response larger than max_bytes")
+)
+
+// KIDWait bounds how long a check waits for an unknown-kid fetch it started or joined (J16).
+const KIDWait = 2 * time.Second
+
+// RemoteOptions configure a Remote. Zero durations take the contract's defaults.
+type RemoteOptions struct {
+	// Provider names the provider in logs.
+	Provider string
+	// URI of the JWKS document. Required.
+	URI string
+	// Client makes the fetches. Default: NewHTTPClient(HTTPClientOptions{}).
+	Client *http.Client
+	// Algorithms is the provider's allowlist, for the per-key alg filter (J8).
+	Algorithms []string
+
+	RefreshInterval    time.Duration // 3600s: used when the response carries no cache headers
+	MinRefreshInterval time.Duration // 300s
+	MaxRefreshInterval time.Duration // 86400s
+	KIDMissCooldown    time.Duration // 60s
+	MaxStale           time.Duration // 86400s
+	Timeout            time.Duration // 5s per attempt
+	MaxBytes           int64         // 524288
+
+	// Limiter caps kid-triggered fetches across all providers; nil means no global cap.
+	Limiter *Limiter
+	// UserAgent of the fetches; default "jwtauthz".
+	UserAgent string
+	// Now and After are the clock; defaults time.Now and time.After. Tests inject both.
+	Now   func() time.Time
+	After func(time.Duration) <-chan time.Time
+	// Jitter returns a float in [0,1); default math/rand/v2.
+	Jitter func() float64
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+	// OnFetch, when set, is called after every fetch attempt (metrics, readiness).
+	OnFetch func(FetchResult)
+}
+
+// FetchResult describes one fetch attempt.
+type FetchResult struct {
+	Provider string
+	Err      error // nil on success
+	Keys     int   // usable keys installed (success only)
+	Skipped  []Skip
+	Trigger  string // "schedule" or "kid"
+}
+
+// Remote is a provider's key set fetched from a JWKS URL: fetched at start with backoff, refreshed
+// in the background on a schedule derived from the response's cache headers, refreshed early for
+// an unknown kid through one shared, cooled-down fetch, and kept through failures until max_stale.
+type Remote struct {
+	o   RemoteOptions
+	set atomic.Pointer[installed]
+
+	mu          sync.Mutex
+	inflight    *call
+	lastSuccess time.Time // zero until the first good fetch
+	failures    int       // consecutive failed attempts
+	nextAttempt time.Time // no attempt (scheduled or kid-triggered) before this, after a failure
+	nextRefresh time.Time // the scheduled refresh
+	wake        chan struct{}
+	runCtx      context.Context
+}
+
+type installed struct {
+	set       *Set
+	fetchedAt time.Time
+}
+
+type call struct {
+	done chan struct{}
+	err  error
+}
+
+// NewRemote checks the options and applies defaults. Call Run to start fetching.
+func NewRemote(o RemoteOptions) (*Remote, error) {
+	if o.URI == "" {
+		return nil, errors.New("jwks: remote source needs a URI")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.RefreshInterval, time.Hour)
+	def(&o.MinRefreshInterval, 5*time.Minute)
+	def(&o.MaxRefreshInterval, 24*time.Hour)
+	def(&o.KIDMissCooldown, time.Minute)
+	def(&o.MaxStale, 24*time.Hour)
+	def(&o.Timeout, 5*time.Second)
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 512 << 10
+	}
+	if o.Client == nil {
+		c, err := NewHTTPClient(HTTPClientOptions{})
+		if err != nil {
+			return nil, err
+		}
+		o.Client = c
+	}
+	if o.UserAgent == "" {
+		o.UserAgent = "jwtauthz"
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
+	}
+	if o.Jitter == nil {
+		o.Jitter = rand.Float64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Remote{o: o, wake: make(chan struct{}, 1), runCtx: context.Background()}, nil
+}
+
+// Current returns the installed set, or ErrKeysUnavailable when there is none or it is older
+// than max_stale (fail closed, J19).
+func (r *Remote) Current() (*Set, error) {
+	in := r.set.Load()
+	if in == nil {
+		return nil, ErrKeysUnavailable
+	}
+	if r.o.Now().Sub(in.fetchedAt) > r.o.MaxStale {
+		return nil, fmt.Errorf("%w: last good fetch %s ago", ErrKeysUnavailable, r.o.Now().Sub(in.fetchedAt).Round(time.Second))
+	}
+	return in.set, nil
+}
+
+// Ready reports whether Current would return keys.
+func (r *Remote) Ready() bool {
+	_, err := r.Current()
+	return err == nil
+}
+
+// RetryAfter estimates when keys may next arrive: the time to the next fetch attempt, at least 1s.
+// It feeds the Retry-After header of a 503.
+func (r *Remote) RetryAfter() time.Duration {
+	r.mu.Lock()
+	next := r.nextAttempt
+	r.mu.Unlock()
+	d := next.Sub(r.o.Now())
+	if d < time.Second {
+		d = time.Second
+	}
+	return d.Round(time.Second)
+}
+
+// Run fetches at once, then on schedule, until ctx ends. It owns no other goroutine beyond the
+// fetch it is waiting for; a fetch in flight when ctx ends is cancelled.
+func (r *Remote) Run(ctx context.Context) {
+	r.mu.Lock()
+	r.runCtx = ctx
+	r.mu.Unlock()
+	for {
+		c, _ := r.startOrJoin(false)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return
+		}
+		for {
+			r.mu.Lock()
+			next := r.nextRefresh
+			if r.failures > 0 {
+				next = r.nextAttempt
+			}
+			r.mu.Unlock()
+			wait := next.Sub(r.o.Now())
+			if wait <= 0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-r.o.After(wait):
+			case <-r.wake:
+				// A kid-triggered fetch finished and moved the schedule: recompute.
+				continue
+			}
+			break
+		}
+	}
+}
+
+// RefreshForKID is called for a kid missing from the current set, after the token passed the
+// cheap checks (J16). It joins a running fetch or starts one, unless the cooldown, the failure
+// backoff or the global cap forbids it, in which case it returns ErrRefreshRefused at once. It
+// waits at most min(ctx deadline, KIDWait); it never retries.
+func (r *Remote) RefreshForKID(ctx context.Context) (*Set, error) {
+	c, err := r.startOrJoin(true)
+	if err != nil {
+		return nil, err
+	}
+	wait := r.o.After(KIDWait)
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-wait:
+		return nil, fmt.Errorf("%w: fetch still running after %s", ErrRefreshRefused, KIDWait)
+	}
+	if c.err != nil {
+		return nil, c.err
+	}
+	return r.Current()
+}
+
+func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.inflight != nil {
+		return r.inflight, nil
+	}
+	trigger := "schedule"
+	reserved := false
+	if kidTriggered {
+		now := r.o.Now()
+		switch {
+		case !r.lastSuccess.IsZero() && now.Sub(r.lastSuccess) < r.o.KIDMissCooldown:
+			return nil, fmt.Errorf("%w: within kid_miss_cooldown of the last good fetch", ErrRefreshRefused)
+		case r.failures > 0 && now.Before(r.nextAttempt):
+			return nil, fmt.Errorf("%w: backing off after a failed fetch", ErrRefreshRefused)
+		case r.o.Limiter != nil && !r.o.Limiter.Reserve():
+			return nil, fmt.Errorf("%w: global cap on kid-triggered fetches reached", ErrRefreshRefused)
+		}
+		trigger = "kid"
+		reserved = r.o.Limiter != nil
+	}
+	c := &call{done: make(chan struct{})}
+	r.inflight = c
+	ctx := r.runCtx
+	go r.fetchAndInstall(ctx, c, trigger, reserved)
+	return c, nil
+}
+
+func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, reserved bool) {
+	set, skips, ttl, err := r.fetch(ctx)
+	now := r.o.Now()
+	r.mu.Lock()
+	if err == nil {
+		r.set.Store(&installed{set: set, fetchedAt: now})
+		r.lastSuccess = now
+		r.failures = 0
+		r.nextAttempt = now
+		r.nextRefresh = now.Add(jitter(clamp(ttl, r.o.MinRefreshInterval, r.o.MaxRefreshInterval), r.o.Jitter()))
+	} else {
+		r.failures++
+		r.nextAttempt = now.Add(Backoff(r.failures, r.o.MinRefreshInterval, r.o.Jitter()))
+		if reserved {
+			// A failed fetch does not use up the global cap (J16: reserve, cancel on failure).
+			r.o.Limiter.Cancel()
+		}
+	}
+	failures := r.failures
+	r.inflight = nil
+	c.err = err
+	r.mu.Unlock()
+	close(c.done)
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+
+	log := r.o.Logger.With("provider", r.o.Provider, "trigger", trigger)
+	if err != nil {
+		log.Warn("jwks fetch failed; keeping the last good keys", "error", err.Error(), "consecutive_failures", failures)
+	} else {
+		log.Info("jwks fetched", "keys", set.Len(), "skipped", len(skips))
+	}
+	for _, s := range skips {
+		lvl := slog.LevelWarn
+		if s.Reason == SkipPrivate {
+			// The IdP is publishing private key material: someone must act.
+			lvl = slog.LevelError
+		}
+		log.Log(context.Background(), lvl, "jwks key skipped", "index", s.Index, "kid", s.KID, "reason", s.Reason, "detail", s.Detail)
+	}
+	if r.o.OnFetch != nil {
+		res := FetchResult{Provider: r.o.Provider, Err: err, Skipped: skips, Trigger: trigger}
+		if set != nil {
+			res.Keys = set.Len()
+		}
+		r.o.OnFetch(res)
+	}
+}
+
+// fetch performs one bounded GET (J1-J7) and returns the parsed set and the TTL its cache headers
+// ask for (J14).
+func (r *Remote) fetch(parent context.Context) (*Set, []Skip, time.Duration, error) {
+	ctx, cancel := context.WithTimeout(parent, r.o.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.URI, nil)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json")
+	req.Header.Set("User-Agent", r.o.UserAgent)
+	resp, err := r.o.Client.Do(req)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, nil, 0, fmt.Errorf("%w: %d", ErrHTTPStatus, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, r.o.MaxBytes+1))
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("jwks: reading body: %w", err)
+	}
+	if int64(len(body)) > r.o.MaxBytes {
+		return nil, nil, 0, fmt.Errorf("%w (%d bytes)", ErrTooLarge, r.o.MaxBytes)
+	}
+	set, skips, err := Parse(body, r.o.Algorithms)
+	if err != nil {
+		return nil, skips, 0, err
+	}
+	return set, skips, TTL(resp.Header, r.o.Now(), r.o.RefreshInterval, r.o.MinRefreshInterval), nil
+}
+
+// TTL derives the refresh interval from a response's headers (J14): Cache-Control max-age minus
+// Age, else Expires minus Date, else fallback. no-cache, no-store and max-age=0 ask for the
+// shortest interval allowed, minimum. The caller clamps the result.
+func TTL(h http.Header, now time.Time, fallback, minimum time.Duration) time.Duration {
+	if cc := h.Values("Cache-Control"); len(cc) > 0 {
+		maxAge := -1
+		for _, v := range cc {
+			for _, d := range strings.Split(v, ",") {
+				d = strings.ToLower(strings.TrimSpace(d))
+				switch {
+				case d == "no-cache" || d == "no-store":
+					return minimum
+				case strings.HasPrefix(d, "max-age="):
+					if n, err := strconv.Atoi(strings.Trim(d[len("max-age="):], `"`)); err == nil && n >= 0 {
+						maxAge = n
+					}
+				}
+			}
+		}
+		if maxAge == 0 {
+			return minimum
+		}
+		if maxAge > 0 {
+			age, _ := strconv.Atoi(strings.TrimSpace(h.Get("Age")))
+			if age < 0 {
+				age = 0
+			}
+			return time.Duration(maxAge-age) * time.Second
+		}
+	}
+	if exp := h.Get("Expires"); exp != "" {
+		e, err := http.ParseTime(exp)
+		if err != nil {
+			return minimum // RFC 9111 §5.3: an invalid Expires means already expired
+		}
+		date := now
+		if d, err := http.ParseTime(h.Get("Date")); err == nil {
+			date = d
+		}
+		return e.Sub(date)
+	}
+	return fallback
+}
+
+func clamp(d, lo, hi time.Duration) time.Duration {
+	return max(lo, min(d, hi))
+}
+
+// jitter spreads d by ±10 % (J14) so that many replicas do not refresh in step.
+func jitter(d time.Duration, f float64) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*f))
+}
+
+// Backoff is the wait after the n-th consecutive failure (J18): 1s, 2s, 4s ... capped at
+// min(minRefresh, 5 min), with full jitter and a floor of 250ms so that a broken IdP is never
+// polled in a tight loop.
+func Backoff(n int, minRefresh time.Duration, f float64) time.Duration {
+	limit := min(minRefresh, 5*time.Minute)
+	d := time.Second
+	for i := 1; i < n && d < limit; i++ {
+		d *= 2
+	}
+	d = min(d, limit)
+	return max(time.Duration(f*float64(d)), 250*time.Millisecond)
+}
+
+// HTTPClientOptions configure NewHTTPClient.
+type HTTPClientOptions struct {
+	// CAFile adds PEM CAs to the system roots.
+	CAFile string
+}
+
+// NewHTTPClient builds the client for JWKS fetches (J1-J3): TLS 1.2+, system roots plus CAFile,
+// bounded dial, handshake and header waits, proxies from the environment, no redirects, no
+// cookies. The per-attempt total is the caller's context deadline.
+func NewHTTPClient(o HTTPClientOptions) (*http.Client, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if o.CAFile != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(o.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("jwks: ca_file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("jwks: ca_file %s holds no PEM certificate", o.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   3 * time.Second,
+		ResponseHeaderTimeout: 3 * time.Second,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+	}
+	return &http.Client{
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			// J3: a redirect is a failed refresh; a JWKS URL that moves must be reconfigured.
+			return http.ErrUseLastResponse
+		},
+	}, nil
+}
+
+// Limiter is a token bucket shared by all providers that caps kid-triggered fetches (J16: 10 a
+// minute). It never blocks: Reserve says yes or no at once.
+type Limiter struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	burst  float64
+	rate   float64 // tokens per second
+	tokens float64
+	last   time.Time
+}
+
+// NewLimiter allows perMinute fetches a minute, in bursts of up to perMinute.
+func NewLimiter(perMinute int, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{now: now, burst: float64(perMinute), rate: float64(perMinute) / 60, tokens: float64(perMinute), last: now()}
+}
+
+// Reserve takes a token if one is available.
+func (l *Limiter) Reserve() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
+	l.last = now
+	if l.tokens < 1 {
+		return false
+	}
+	l.tokens--
+	return true
+}
+
+// Cancel returns a reserved token (the fetch failed).
+func (l *Limiter) Cancel() {
+	l.mu.Lock()
+	l.tokens = min(l.burst, l.tokens+1)
+	l.mu.Unlock()
+}

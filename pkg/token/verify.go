@@ -1,0 +1,487 @@
+package token
+
+import (
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/json"
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/jwtauthz/jwtauthz/pkg/jwks"
+)
+
+// KeySource is what verification needs from a provider's keys. jwks.Remote and jwks.Static
+// implement it.
+type KeySource interface {
+	// Current returns the usable set, or an error wrapping jwks.ErrKeysUnavailable.
+	Current() (*jwks.Set, error)
+	// RefreshForKID asks for a refresh because a kid was missing; it may refuse at once.
+	RefreshForKID(ctx context.Context) (*jwks.Set, error)
+}
+
+// Provider is one trusted issuer and its verification policy.
+type Provider struct {
+	Name             string
+	Issuer           string   // exact, byte for byte
+	Audiences        []string // any-of; empty only with AllowAnyAudience
+	AllowAnyAudience bool
+	Algorithms       []string // allowlist, e.g. RS256, EdDSA
+	// TokenTypes are the accepted typ values; "" accepts an absent typ. Compared
+	// case-insensitively, with an optional "application/" prefix (RFC 7515 §4.1.9).
+	TokenTypes     []string
+	ClockSkew      time.Duration
+	MaxLifetime    time.Duration // 0 = no limit
+	RequiredClaims []string
+	Keys           KeySource
+}
+
+// Options configure a Verifier.
+type Options struct {
+	// Now is the clock for exp, nbf and iat; default time.Now.
+	Now func() time.Time
+}
+
+// Verifier verifies tokens for a fixed set of providers. It is safe for concurrent use.
+type Verifier struct {
+	byIssuer map[string]*provider
+	loose    map[string]*provider // near-miss issuers, to tell iss_mismatch from issuer_unknown
+	now      func() time.Time
+}
+
+type provider struct {
+	*Provider
+	algs     []jose.SignatureAlgorithm
+	algSet   map[string]bool
+	typSet   map[string]bool
+	audience map[string]bool
+}
+
+// NewVerifier checks and indexes the providers. Issuers must be unique and non-empty, and
+// audiences are required unless AllowAnyAudience: go-jose skips checks whose expected value is
+// empty, and we never want that by accident (jwt-security.md §4).
+func NewVerifier(providers []*Provider, o Options) (*Verifier, error) {
+	v := &Verifier{byIssuer: map[string]*provider{}, loose: map[string]*provider{}, now: o.Now}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	for _, p := range providers {
+		switch {
+		case p.Issuer == "":
+			return nil, fmt.Errorf("token: provider %q has no issuer", p.Name)
+		case len(p.Audiences) == 0 && !p.AllowAnyAudience:
+			return nil, fmt.Errorf("token: provider %q has no audiences", p.Name)
+		case len(p.Algorithms) == 0:
+			return nil, fmt.Errorf("token: provider %q allows no algorithm", p.Name)
+		case p.Keys == nil:
+			return nil, fmt.Errorf("token: provider %q has no key source", p.Name)
+		case v.byIssuer[p.Issuer] != nil:
+			return nil, fmt.Errorf("token: providers %q and %q share an issuer", v.byIssuer[p.Issuer].Name, p.Name)
+		}
+		cp := &provider{Provider: p, algSet: map[string]bool{}, typSet: map[string]bool{}, audience: map[string]bool{}}
+		for _, a := range p.Algorithms {
+			if strings.HasPrefix(a, "HS") || a == "none" {
+				return nil, fmt.Errorf("token: provider %q: algorithm %s is never allowed", p.Name, a)
+			}
+			cp.algs = append(cp.algs, jose.SignatureAlgorithm(a))
+			cp.algSet[a] = true
+		}
+		for _, t := range p.TokenTypes {
+			cp.typSet[normalizeTyp(t)] = true
+		}
+		for _, a := range p.Audiences {
+			cp.audience[a] = true
+		}
+		v.byIssuer[p.Issuer] = cp
+		v.loose[looseIssuer(p.Issuer)] = cp
+	}
+	return v, nil
+}
+
+// Token is a verified token.
+type Token struct {
+	Provider *Provider
+	Alg, KID string
+	Issuer   string
+	Subject  string         // "" when the token has no sub
+	Claims   map[string]any // numbers as json.Number (go-jose's fork)
+	Payload  []byte         // the payload JSON exactly as signed
+}
+
+// Verify runs every check of jwt-security.md §2 on raw. On failure it returns a partial Token
+// whose Provider is set when the issuer picked one (for logs and metrics), and an error wrapping
+// one sentinel. A nil error means the signature, issuer, audience, times and required claims
+// all checked out.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
+	tok := &Token{}
+	p, err := parseCompact(raw)
+	if err != nil {
+		return tok, err
+	}
+
+	// Step 3: the unverified iss only picks a key set; the signature below binds it.
+	iss, ok := p.claims["iss"]
+	if !ok || iss == nil {
+		return tok, fmt.Errorf("%w: no iss claim", ErrIssuerUnknown)
+	}
+	issStr, ok := iss.(string)
+	if !ok {
+		return tok, fmt.Errorf("%w: iss is not a string", ErrClaimType)
+	}
+	prov := v.byIssuer[issStr]
+	if prov == nil {
+		if near := v.loose[looseIssuer(issStr)]; near != nil {
+			// Same issuer up to case, scheme or a trailing slash: almost always a
+			// misconfiguration, and worth naming as such in the logs (C6).
+			tok.Provider = near.Provider
+			return tok, fmt.Errorf("%w: iss differs from the configured issuer", ErrIssMismatch)
+		}
+		return tok, fmt.Errorf("%w", ErrIssuerUnknown)
+	}
+	tok.Provider = prov.Provider
+	tok.Issuer = issStr
+
+	alg, kid, hasKID, err := prov.checkHeader(p.header)
+	if err != nil {
+		return tok, err
+	}
+	tok.Alg, tok.KID = alg, kid
+
+	// go-jose parses the header once more, with only this token's algorithm allowed, and
+	// gives us its verifier. Errors here are structure go-jose refuses (a garbage x5c...).
+	jws, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	if err != nil {
+		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &unexpected) {
+			return tok, fmt.Errorf("%w: %v", ErrAlgNotAllowed, err)
+		}
+		return tok, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(jws.Headers) != 1 {
+		return tok, fmt.Errorf("%w: %d signatures", ErrMalformed, len(jws.Headers))
+	}
+
+	// Claims come before keys: they are cheap, and a token that fails them must never cause
+	// a key fetch (jwks-cache.md J16, J17). The payload is the signed one, so checking it
+	// before the signature changes no outcome.
+	if err := prov.checkClaims(p.claims, v.now()); err != nil {
+		return tok, err
+	}
+
+	keys, err := prov.resolveKeys(ctx, kid, hasKID, alg)
+	if err != nil {
+		return tok, err
+	}
+	verified := false
+	for _, k := range keys {
+		if jws.Claims(verificationKey(k.Public, alg)) == nil {
+			verified = true
+			break
+		}
+	}
+	if !verified {
+		return tok, fmt.Errorf("%w", ErrBadSignature)
+	}
+	tok.Claims = p.claims
+	tok.Payload = p.payload
+	if s, ok := p.claims["sub"].(string); ok {
+		tok.Subject = s
+	}
+	return tok, nil
+}
+
+// checkHeader applies the header policy (jwt-security.md §2 step 5, §3.4).
+func (p *provider) checkHeader(h map[string]json.RawMessage) (alg, kid string, hasKID bool, err error) {
+	rawAlg, ok := h["alg"]
+	if !ok || json.Unmarshal(rawAlg, &alg) != nil {
+		return "", "", false, fmt.Errorf("%w: alg missing or not a string", ErrAlgNotAllowed)
+	}
+	if !p.algSet[alg] {
+		return "", "", false, fmt.Errorf("%w: %q", ErrAlgNotAllowed, truncate(alg, 16))
+	}
+	// Checked before crit: crit ["b64"] with b64 is the b64 problem (H8).
+	for _, name := range []string{"b64", "zip", "enc", "epk", "p2c", "iv", "tag", "apu", "apv"} {
+		if _, ok := h[name]; ok {
+			return "", "", false, fmt.Errorf("%w: %s", ErrUnsupportedHeader, name)
+		}
+	}
+	if _, ok := h["crit"]; ok {
+		// We understand no extension, and RFC 7515 §4.1.11 forbids an empty list.
+		return "", "", false, fmt.Errorf("%w", ErrUnsupportedCrit)
+	}
+	if rawCty, ok := h["cty"]; ok {
+		var cty string
+		if json.Unmarshal(rawCty, &cty) == nil && normalizeTyp(cty) == "jwt" {
+			return "", "", false, fmt.Errorf("%w", ErrNestedJWT)
+		}
+		return "", "", false, fmt.Errorf("%w: cty", ErrUnsupportedHeader)
+	}
+	typ := ""
+	if rawTyp, ok := h["typ"]; ok {
+		if json.Unmarshal(rawTyp, &typ) != nil {
+			return "", "", false, fmt.Errorf("%w: typ is not a string", ErrTypMismatch)
+		}
+		typ = normalizeTyp(typ)
+		if typ == "" {
+			return "", "", false, fmt.Errorf("%w: empty typ", ErrTypMismatch)
+		}
+	}
+	if !p.typSet[typ] {
+		return "", "", false, fmt.Errorf("%w", ErrTypMismatch)
+	}
+	if rawKID, ok := h["kid"]; ok {
+		if json.Unmarshal(rawKID, &kid) != nil {
+			return "", "", false, fmt.Errorf("%w: kid is not a string", ErrMalformed)
+		}
+		if len(kid) > jwks.MaxKIDBytes || strings.Contains(kid, "../") || strings.Contains(kid, `..\`) || hasControl(kid) {
+			return "", "", false, fmt.Errorf("%w: kid too long or unsafe", ErrMalformed)
+		}
+		hasKID = true
+	}
+	return alg, kid, hasKID, nil
+}
+
+// checkClaims validates the registered claims (jwt-security.md §3.5). iss was matched exactly
+// when the provider was picked.
+func (p *provider) checkClaims(c map[string]any, now time.Time) error {
+	skew := p.ClockSkew
+	exp, present, err := numericDate(c, "exp")
+	if err != nil {
+		return err
+	}
+	if !present {
+		return fmt.Errorf("%w", ErrExpMissing)
+	}
+	nbf, hasNBF, err := numericDate(c, "nbf")
+	if err != nil {
+		return err
+	}
+	iat, hasIAT, err := numericDate(c, "iat")
+	if err != nil {
+		return err
+	}
+	if v, ok := c["sub"]; ok && v != nil {
+		if _, ok := v.(string); !ok {
+			return fmt.Errorf("%w: sub is not a string", ErrClaimType)
+		}
+	}
+	if !p.AllowAnyAudience {
+		if err := p.checkAudience(c["aud"]); err != nil {
+			return err
+		}
+	} else if err := audienceShape(c["aud"]); err != nil {
+		return err
+	}
+	if now.After(exp.Add(skew)) {
+		return fmt.Errorf("%w", ErrExpired)
+	}
+	if hasNBF && now.Add(skew).Before(nbf) {
+		return fmt.Errorf("%w", ErrNotYetValid)
+	}
+	if hasIAT && iat.After(now.Add(skew)) {
+		return fmt.Errorf("%w", ErrIATFuture)
+	}
+	if p.MaxLifetime > 0 {
+		if exp.Sub(now) > p.MaxLifetime+skew || hasIAT && exp.Sub(iat) > p.MaxLifetime {
+			return fmt.Errorf("%w", ErrLifetimeTooLong)
+		}
+	}
+	for _, name := range p.RequiredClaims {
+		if isEmptyClaim(c[name]) {
+			return fmt.Errorf("%w: %s", ErrClaimMissing, truncate(name, 64))
+		}
+	}
+	if _, ok := c["cnf"]; ok {
+		// A DPoP or mTLS-bound token presented as a plain bearer token: accepting it would
+		// let a thief use it without the key it is bound to (RFC 9449, RFC 8705).
+		return fmt.Errorf("%w", ErrSenderConstrained)
+	}
+	return nil
+}
+
+func (p *provider) checkAudience(aud any) error {
+	switch a := aud.(type) {
+	case nil:
+		return fmt.Errorf("%w: no aud", ErrAudMismatch)
+	case string:
+		if p.audience[a] {
+			return nil
+		}
+		return fmt.Errorf("%w", ErrAudMismatch)
+	case []any:
+		match := false
+		for _, e := range a {
+			s, ok := e.(string)
+			if !ok {
+				return fmt.Errorf("%w: aud array holds a non-string", ErrClaimType)
+			}
+			match = match || p.audience[s]
+		}
+		if match {
+			return nil
+		}
+		return fmt.Errorf("%w", ErrAudMismatch)
+	default:
+		return fmt.Errorf("%w: aud is neither a string nor an array", ErrClaimType)
+	}
+}
+
+func audienceShape(aud any) error {
+	switch a := aud.(type) {
+	case nil, string:
+		return nil
+	case []any:
+		for _, e := range a {
+			if _, ok := e.(string); !ok {
+				return fmt.Errorf("%w: aud array holds a non-string", ErrClaimType)
+			}
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: aud is neither a string nor an array", ErrClaimType)
+	}
+}
+
+// maxNumericDate bounds NumericDate values: beyond 2^62 seconds, conversions to time.Time
+// overflow and comparisons wrap (go-jose's v4.1.5 fix, C2).
+const maxNumericDate = 1 << 62
+
+// numericDate reads a NumericDate claim (RFC 7519 §2): a JSON number of seconds; fractions are
+// truncated. null counts as absent.
+func numericDate(c map[string]any, name string) (time.Time, bool, error) {
+	v, ok := c[name]
+	if !ok || v == nil {
+		return time.Time{}, false, nil
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return time.Time{}, false, fmt.Errorf("%w: %s is not a number", ErrClaimType, name)
+	}
+	f, err := n.Float64()
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f >= maxNumericDate || f <= -maxNumericDate {
+		return time.Time{}, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+	}
+	return time.Unix(int64(f), 0), true, nil
+}
+
+func isEmptyClaim(v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return true
+	case string:
+		return x == ""
+	case []any:
+		return len(x) == 0
+	case map[string]any:
+		return len(x) == 0
+	}
+	return false
+}
+
+// resolveKeys picks the candidate keys ourselves (jwt-security.md §5): go-jose's key set would
+// take the first of duplicate kids and check neither alg nor use.
+func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg string) ([]*jwks.Key, error) {
+	set, err := p.Keys.Current()
+	if err != nil {
+		return nil, fmt.Errorf("token: provider %s: %w", p.Name, err)
+	}
+	keys, err := pick(set, kid, hasKID, alg)
+	if errors.Is(err, ErrKIDUnknown) {
+		// The token passed every cheap check: a rotation may have published a new key.
+		// The source decides whether a fetch is allowed now (cooldown, backoff, cap).
+		if fresh, rerr := p.Keys.RefreshForKID(ctx); rerr == nil && fresh != nil {
+			keys, err = pick(fresh, kid, hasKID, alg)
+		}
+	}
+	return keys, err
+}
+
+func pick(set *jwks.Set, kid string, hasKID bool, alg string) ([]*jwks.Key, error) {
+	var cands []*jwks.Key
+	if hasKID {
+		cands = set.Lookup(kid)
+		if len(cands) == 0 {
+			return nil, fmt.Errorf("%w", ErrKIDUnknown)
+		}
+	} else {
+		cands = set.Keys()
+	}
+	var fits []*jwks.Key
+	for _, k := range cands {
+		if k.Fits(alg) {
+			fits = append(fits, k)
+		}
+	}
+	switch {
+	case len(fits) == 0:
+		return nil, fmt.Errorf("%w: %s", ErrKeyAlgMismatch, alg)
+	case !hasKID && len(fits) > 1:
+		// Without a kid we verify only when exactly one key could have signed: trying
+		// them all would turn the set into an oracle (jwt-security.md §1).
+		return nil, fmt.Errorf("%w", ErrKIDRequired)
+	}
+	return fits, nil
+}
+
+// verificationKey hands go-jose the key in a form that pins the algorithm family. PS* goes
+// through a strict verifier: go-jose accepts any PSS salt length (K7, RFC 7518 §3.5 requires
+// the hash length).
+func verificationKey(pub crypto.PublicKey, alg string) any {
+	if rk, ok := pub.(*rsa.PublicKey); ok && strings.HasPrefix(alg, "PS") {
+		return pssVerifier{pub: rk}
+	}
+	return pub
+}
+
+type pssVerifier struct{ pub *rsa.PublicKey }
+
+func (v pssVerifier) VerifyPayload(payload, sig []byte, alg jose.SignatureAlgorithm) error {
+	var h crypto.Hash
+	switch alg {
+	case jose.PS256:
+		h = crypto.SHA256
+	case jose.PS384:
+		h = crypto.SHA384
+	case jose.PS512:
+		h = crypto.SHA512
+	default:
+		return fmt.Errorf("token: PSS verifier asked for %s", alg)
+	}
+	d := h.New()
+	d.Write(payload)
+	return rsa.VerifyPSS(v.pub, h, d.Sum(nil), sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
+}
+
+func normalizeTyp(t string) string {
+	t = strings.ToLower(t)
+	return strings.TrimPrefix(t, "application/")
+}
+
+// looseIssuer folds the differences that make an iss a near miss of a configured issuer.
+func looseIssuer(iss string) string {
+	s := strings.ToLower(iss)
+	s = strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
+	return strings.TrimRight(s, "/")
+}
+
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
