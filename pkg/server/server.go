@@ -174,7 +174,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	gs := grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(gs, extauthz.New(c.authz, extauthz.Options{Logger: log}))
-	healthpb.RegisterHealthServer(gs, hs)
+	stopWatches := make(chan struct{})
+	healthpb.RegisterHealthServer(gs, drainableHealth{Server: hs, stop: stopWatches})
 	reflection.Register(gs)
 
 	admin := &http.Server{Handler: adminMux(c, &draining, reg, cfg.GetServer().GetPprof(), dev), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
@@ -231,14 +232,14 @@ func Run(ctx context.Context, o Options) error {
 	if httpLn != nil {
 		addrs.HTTP = httpLn.Addr().String()
 	}
-	log.Info("jwtauthz serving", "grpc", addrs.GRPC, "http", addrs.HTTP, "admin", addrs.Admin, "providers", len(c.providers), "version", o.Version, "dev", o.Dev, "shadow", cfg.Shadow)
-	if fwd == nil {
-		log.Info("HTTP forward-auth listener disabled (server.http_address is empty)")
-	}
 	if dev != nil {
 		if err := printBanner(o.Banner, dev, addrs, tlsConf != nil); err != nil {
 			log.Warn("could not print the dev banner", "error", err.Error())
 		}
+	}
+	log.Info("jwtauthz serving", "grpc", addrs.GRPC, "http", addrs.HTTP, "admin", addrs.Admin, "providers", len(c.providers), "version", o.Version, "dev", o.Dev, "shadow", cfg.Shadow)
+	if fwd == nil {
+		log.Info("HTTP forward-auth listener disabled (server.http_address is empty)")
 	}
 	if o.Listening != nil {
 		o.Listening(addrs)
@@ -256,7 +257,6 @@ func Run(ctx context.Context, o Options) error {
 	// wait at most drain_timeout for checks in flight.
 	draining.Store(true)
 	setServing(hs, false)
-	hs.Shutdown()
 	delay := s.GetDrainDelay().AsDuration()
 	timeout := s.GetDrainTimeout().AsDuration()
 	log.Info("draining", "drain_delay", delay.String(), "drain_timeout", timeout.String())
@@ -264,6 +264,7 @@ func Run(ctx context.Context, o Options) error {
 		t := time.NewTimer(delay)
 		<-t.C
 	}
+	close(stopWatches)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	shutCtx, cancel := context.WithTimeout(context.Background(), timeout)
