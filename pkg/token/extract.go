@@ -91,8 +91,10 @@ func fromHeader(values []string, prefix string) (toks []string, other bool, err 
 	if v == "" {
 		return nil, false, nil
 	}
-	if strings.Contains(v, ",") {
+	if strings.Contains(v, ",") && (prefix == "" || credentials(v) > 1) {
 		// Envoy joins repeated headers with ","; a JWT never holds one (envoy-notes §1).
+		// With a scheme, a comma may also separate one credential's auth-params (Digest
+		// username="a", realm="b"): that is one credential in another scheme, not two.
 		return nil, false, fmt.Errorf("%w: comma-joined credentials", ErrMultipleTokens)
 	}
 	if prefix == "" {
@@ -122,6 +124,52 @@ func fromHeader(values []string, prefix string) (toks []string, other bool, err 
 		return nil, false, fmt.Errorf("%w: empty token", ErrMalformedAuthorization)
 	}
 	return []string{rest}, false, nil
+}
+
+// credentials counts the credentials in an Authorization-style value that Envoy may have joined
+// with ",". RFC 9110 §11.6.2: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ], and
+// an auth-param is token BWS "=" BWS ( token / quoted-string ). A comma-separated element that
+// does not start with "name =" therefore starts a new credential. Commas inside quoted strings
+// separate nothing; empty elements are ignored (RFC 9110 §5.6.1).
+func credentials(v string) int {
+	n := 0
+	for _, el := range splitList(v) {
+		el = strings.Trim(el, " \t")
+		if el == "" {
+			continue
+		}
+		i := 0
+		for i < len(el) && isTChar(el[i]) {
+			i++
+		}
+		if i > 0 && !strings.HasPrefix(strings.TrimLeft(el[i:], " \t"), "=") {
+			n++
+		}
+	}
+	return n
+}
+
+// splitList splits v on commas outside quoted strings (with backslash escapes inside them).
+func splitList(v string) []string {
+	var out []string
+	start, quoted := 0, false
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case quoted && c == '\\':
+			i++
+		case c == '"':
+			quoted = !quoted
+		case !quoted && c == ',':
+			out = append(out, v[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, v[start:])
+}
+
+// isTChar reports an RFC 9110 §5.6.2 tchar.
+func isTChar(c byte) bool {
+	return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 func fromQuery(query, name string) ([]string, error) {

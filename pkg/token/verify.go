@@ -34,7 +34,8 @@ type Provider struct {
 	AllowAnyAudience bool
 	Algorithms       []string // allowlist, e.g. RS256, EdDSA
 	// TokenTypes are the accepted typ values; "" accepts an absent typ. Compared
-	// case-insensitively, with an optional "application/" prefix (RFC 7515 §4.1.9).
+	// case-insensitively, with an optional "application/" prefix (RFC 7515 §4.1.9). Empty
+	// accepts no token at all: pkg/config fills in the defaults.
 	TokenTypes     []string
 	ClockSkew      time.Duration
 	MaxLifetime    time.Duration // 0 = no limit
@@ -72,36 +73,52 @@ func NewVerifier(providers []*Provider, o Options) (*Verifier, error) {
 		v.now = time.Now
 	}
 	for _, p := range providers {
-		switch {
-		case p.Issuer == "":
-			return nil, fmt.Errorf("token: provider %q has no issuer", p.Name)
-		case len(p.Audiences) == 0 && !p.AllowAnyAudience:
-			return nil, fmt.Errorf("token: provider %q has no audiences", p.Name)
-		case len(p.Algorithms) == 0:
-			return nil, fmt.Errorf("token: provider %q allows no algorithm", p.Name)
-		case p.Keys == nil:
-			return nil, fmt.Errorf("token: provider %q has no key source", p.Name)
-		case v.byIssuer[p.Issuer] != nil:
-			return nil, fmt.Errorf("token: providers %q and %q share an issuer", v.byIssuer[p.Issuer].Name, p.Name)
+		if q := v.byIssuer[p.Issuer]; q != nil {
+			return nil, fmt.Errorf("token: providers %q and %q share an issuer", q.Name, p.Name)
 		}
-		cp := &provider{Provider: p, algSet: map[string]bool{}, typSet: map[string]bool{}, audience: map[string]bool{}}
-		for _, a := range p.Algorithms {
-			if strings.HasPrefix(a, "HS") || a == "none" {
-				return nil, fmt.Errorf("token: provider %q: algorithm %s is never allowed", p.Name, a)
-			}
-			cp.algs = append(cp.algs, jose.SignatureAlgorithm(a))
-			cp.algSet[a] = true
-		}
-		for _, t := range p.TokenTypes {
-			cp.typSet[normalizeTyp(t)] = true
-		}
-		for _, a := range p.Audiences {
-			cp.audience[a] = true
+		cp, err := newProvider(p)
+		if err != nil {
+			return nil, err
 		}
 		v.byIssuer[p.Issuer] = cp
 		v.loose[looseIssuer(p.Issuer)] = cp
 	}
 	return v, nil
+}
+
+// newProvider checks one provider and precomputes its lookup sets.
+func newProvider(p *Provider) (*provider, error) {
+	switch {
+	case p.Issuer == "":
+		return nil, fmt.Errorf("token: provider %q has no issuer", p.Name)
+	case len(p.Audiences) == 0 && !p.AllowAnyAudience:
+		return nil, fmt.Errorf("token: provider %q has no audiences", p.Name)
+	case len(p.Algorithms) == 0:
+		return nil, fmt.Errorf("token: provider %q allows no algorithm", p.Name)
+	case p.Keys == nil:
+		return nil, fmt.Errorf("token: provider %q has no key source", p.Name)
+	case p.ClockSkew < 0:
+		return nil, fmt.Errorf("token: provider %q has a negative clock skew", p.Name)
+	}
+	cp := &provider{Provider: p, algSet: map[string]bool{}, typSet: map[string]bool{}, audience: map[string]bool{}}
+	for _, a := range p.Algorithms {
+		if strings.HasPrefix(a, "HS") || a == "none" {
+			return nil, fmt.Errorf("token: provider %q: algorithm %s is never allowed", p.Name, a)
+		}
+		cp.algs = append(cp.algs, jose.SignatureAlgorithm(a))
+		cp.algSet[a] = true
+	}
+	for _, t := range p.TokenTypes {
+		cp.typSet[normalizeTyp(t)] = true
+	}
+	for _, a := range p.Audiences {
+		if a == "" {
+			// An empty audience would match a token whose aud is "" (C7).
+			return nil, fmt.Errorf("token: provider %q has an empty audience", p.Name)
+		}
+		cp.audience[a] = true
+	}
+	return cp, nil
 }
 
 // Token is a verified token.
@@ -147,46 +164,13 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	tok.Provider = prov.Provider
 	tok.Issuer = issStr
 
-	alg, kid, hasKID, err := prov.checkHeader(p.header)
-	if err != nil {
+	// The claims gate runs after the header policy and before any key work: claims are cheap,
+	// and a token that fails them must never cause a key fetch (jwks-cache.md J16, J17). The
+	// payload is the signed one, so checking it before the signature changes no outcome.
+	now := v.now()
+	gate := func() error { return prov.checkClaims(p.claims, now) }
+	if err := prov.verifySignature(ctx, p.jws, tok, gate); err != nil {
 		return tok, err
-	}
-	tok.Alg, tok.KID = alg, kid
-
-	// go-jose parses the header once more, with only this token's algorithm allowed, and
-	// gives us its verifier. Errors here are structure go-jose refuses (a garbage x5c...).
-	jws, err := jwt.ParseSigned(raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
-	if err != nil {
-		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
-		if errors.As(err, &unexpected) {
-			return tok, fmt.Errorf("%w: %v", ErrAlgNotAllowed, err)
-		}
-		return tok, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	if len(jws.Headers) != 1 {
-		return tok, fmt.Errorf("%w: %d signatures", ErrMalformed, len(jws.Headers))
-	}
-
-	// Claims come before keys: they are cheap, and a token that fails them must never cause
-	// a key fetch (jwks-cache.md J16, J17). The payload is the signed one, so checking it
-	// before the signature changes no outcome.
-	if err := prov.checkClaims(p.claims, v.now()); err != nil {
-		return tok, err
-	}
-
-	keys, err := prov.resolveKeys(ctx, kid, hasKID, alg)
-	if err != nil {
-		return tok, err
-	}
-	verified := false
-	for _, k := range keys {
-		if jws.Claims(verificationKey(k.Public, alg)) == nil {
-			verified = true
-			break
-		}
-	}
-	if !verified {
-		return tok, fmt.Errorf("%w", ErrBadSignature)
 	}
 	tok.Claims = p.claims
 	tok.Payload = p.payload
@@ -194,6 +178,54 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 		tok.Subject = s
 	}
 	return tok, nil
+}
+
+// verifySignature is the JWS half of Verify, kept apart so that generic JWS test vectors
+// (Wycheproof) run through the production code: header policy (jwt-security.md §2 step 5),
+// go-jose's parse with only this token's algorithm allowed, then gate (nil for none), key
+// resolution (step 7) and the signature (step 8). It records alg and kid in tok as soon as they
+// are known, for logs and metrics.
+func (p *provider) verifySignature(ctx context.Context, j *jws, tok *Token, gate func() error) error {
+	alg, kid, hasKID, err := p.checkHeader(j.header)
+	if err != nil {
+		return err
+	}
+	tok.Alg, tok.KID = alg, kid
+	if j.unsigned {
+		return fmt.Errorf("%w: empty signature", ErrMalformed)
+	}
+
+	// go-jose parses the header once more and gives us its verifier. Errors here are
+	// structure go-jose refuses (a garbage x5c, a private embedded jwk...).
+	sig, err := jwt.ParseSigned(j.raw, []jose.SignatureAlgorithm{jose.SignatureAlgorithm(alg)})
+	if err != nil {
+		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &unexpected) {
+			return fmt.Errorf("%w: %v", ErrAlgNotAllowed, err)
+		}
+		return fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	if len(sig.Headers) != 1 {
+		return fmt.Errorf("%w: %d signatures", ErrMalformed, len(sig.Headers))
+	}
+
+	if gate != nil {
+		if err := gate(); err != nil {
+			return err
+		}
+	}
+
+	keys, err := p.resolveKeys(ctx, kid, hasKID, alg)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		// No destination: go-jose only verifies; our own strict decode is the claims set.
+		if sig.Claims(verificationKey(k.Public, alg)) == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w", ErrBadSignature)
 }
 
 // checkHeader applies the header policy (jwt-security.md §2 step 5, §3.4).
@@ -236,7 +268,8 @@ func (p *provider) checkHeader(h map[string]json.RawMessage) (alg, kid string, h
 		return "", "", false, fmt.Errorf("%w", ErrTypMismatch)
 	}
 	if rawKID, ok := h["kid"]; ok {
-		if json.Unmarshal(rawKID, &kid) != nil {
+		if !isJSONString(rawKID) || json.Unmarshal(rawKID, &kid) != nil {
+			// null would decode to "" without an error (H3).
 			return "", "", false, fmt.Errorf("%w: kid is not a string", ErrMalformed)
 		}
 		if len(kid) > jwks.MaxKIDBytes || strings.Contains(kid, "../") || strings.Contains(kid, `..\`) || hasControl(kid) {
@@ -414,7 +447,7 @@ func pick(set *jwks.Set, kid string, hasKID bool, alg string) ([]*jwks.Key, erro
 	}
 	var fits []*jwks.Key
 	for _, k := range cands {
-		if k.Fits(alg) {
+		if k.Fits(alg) && strongEnough(k.Public) {
 			fits = append(fits, k)
 		}
 	}
@@ -427,6 +460,15 @@ func pick(set *jwks.Set, kid string, hasKID bool, alg string) ([]*jwks.Key, erro
 		return nil, fmt.Errorf("%w", ErrKIDRequired)
 	}
 	return fits, nil
+}
+
+// strongEnough repeats jwks.Parse's RSA floor (K10, RFC 7518 §3.3) for sets built in process
+// with jwks.NewSet, which checks nothing: Go 1.26 still verifies with 1024-bit keys.
+func strongEnough(pub crypto.PublicKey) bool {
+	if rk, ok := pub.(*rsa.PublicKey); ok {
+		return rk.N != nil && rk.N.BitLen() >= 2048
+	}
+	return true
 }
 
 // verificationKey hands go-jose the key in a form that pins the algorithm family. PS* goes
@@ -459,15 +501,31 @@ func (v pssVerifier) VerifyPayload(payload, sig []byte, alg jose.SignatureAlgori
 }
 
 func normalizeTyp(t string) string {
-	t = strings.ToLower(t)
+	t = asciiLower(t)
 	return strings.TrimPrefix(t, "application/")
 }
 
 // looseIssuer folds the differences that make an iss a near miss of a configured issuer.
+// Only ASCII letters are folded: Unicode case folding would make look-alikes (the Kelvin sign
+// K for k) near misses, and C12 wants them treated as strangers.
 func looseIssuer(iss string) string {
-	s := strings.ToLower(iss)
+	s := asciiLower(iss)
 	s = strings.TrimPrefix(strings.TrimPrefix(s, "https://"), "http://")
 	return strings.TrimRight(s, "/")
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+func isJSONString(raw json.RawMessage) bool {
+	return len(raw) >= 2 && raw[0] == '"'
 }
 
 func hasControl(s string) bool {
