@@ -101,7 +101,9 @@ type Options struct {
 	CORSPreflight bool // cors_preflight: allow
 	Shadow        bool // decide, log and count, but always allow
 	Logger        *slog.Logger
-	// AllowSampleRate is the fraction of allow decisions logged; denies are always logged.
+	// AllowSampleRate is the fraction of allow decisions logged; denies (and shadow denies)
+	// are always logged. The zero value logs no allow decision: pass the config's
+	// logging.allow_sample_rate, which defaults to 1.0.
 	AllowSampleRate float64
 	Observer        Observer
 	Now             func() time.Time
@@ -123,6 +125,11 @@ func New(o Options) (*Authorizer, error) {
 	if o.Realm == "" {
 		o.Realm = "jwtauthz"
 	}
+	if !quotable(o.Realm) {
+		// The realm goes inside a quoted-string of WWW-Authenticate (RFC 9110 §11.2); a quote,
+		// backslash or control byte would break or inject into the challenge.
+		return nil, fmt.Errorf("authz: realm %q must be printable ASCII without '\"' or '\\'", o.Realm)
+	}
 	if o.MaxTokenBytes <= 0 {
 		o.MaxTokenBytes = 8192
 	}
@@ -132,6 +139,23 @@ func New(o Options) (*Authorizer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	// Header names are compared with the lower-case keys of Request.Headers and go on the wire
+	// as given (Envoy and gRFC A92 want lower case): normalise copies, never the caller's slices.
+	o.Providers = slices.Clone(o.Providers)
+	for i := range o.Providers {
+		p := &o.Providers[i]
+		p.Sources = slices.Clone(p.Sources)
+		for j := range p.Sources {
+			if p.Sources[j].Kind == token.FromHeader {
+				p.Sources[j].Name = strings.ToLower(p.Sources[j].Name)
+			}
+		}
+		p.ClaimToHeaders = slices.Clone(p.ClaimToHeaders)
+		for j := range p.ClaimToHeaders {
+			p.ClaimToHeaders[j].Header = strings.ToLower(p.ClaimToHeaders[j].Header)
+		}
+		p.ForwardPayloadHeader = strings.ToLower(p.ForwardPayloadHeader)
+	}
 	a := &Authorizer{o: o, providers: map[string]*Provider{}}
 	idSet := map[string]bool{}
 	for i := range o.Providers {
@@ -140,10 +164,12 @@ func New(o Options) (*Authorizer, error) {
 			return nil, fmt.Errorf("authz: provider %q listed twice", p.Name)
 		}
 		a.providers[p.Name] = p
-		for _, s := range p.Sources {
-			if !slices.Contains(a.sources, s) {
-				a.sources = append(a.sources, s)
+		for j, s := range p.Sources {
+			s, err := a.addSource(s)
+			if err != nil {
+				return nil, fmt.Errorf("authz: provider %q: %w", p.Name, err)
 			}
+			p.Sources[j] = s
 		}
 		for _, ch := range p.ClaimToHeaders {
 			idSet[ch.Header] = true
@@ -157,6 +183,29 @@ func New(o Options) (*Authorizer, error) {
 	}
 	sort.Strings(a.identity)
 	return a, nil
+}
+
+// addSource adds s to the sources read for every request and returns the source to record for
+// its provider. Token extraction reads each source once and counts what it finds, so two
+// providers reading one header must share one source: a scheme spelled "Bearer " by one and
+// "bearer " by the other is the same source (the match is case-insensitive), and two prefixes
+// where one starts the other ("" and "Bearer ", "Bearer" and "Bearer ") would find the same
+// credential twice and deny every request as multiple_tokens.
+func (a *Authorizer) addSource(s token.Source) (token.Source, error) {
+	for _, e := range a.sources {
+		if e.Kind != s.Kind || e.Name != s.Name {
+			continue
+		}
+		if s.Kind != token.FromHeader || strings.EqualFold(e.Prefix, s.Prefix) {
+			return e, nil
+		}
+		le, ls := strings.ToLower(e.Prefix), strings.ToLower(s.Prefix)
+		if strings.HasPrefix(le, ls) || strings.HasPrefix(ls, le) {
+			return s, fmt.Errorf("header %s is read with prefixes %q and %q: a credential would match both", s.Name, e.Prefix, s.Prefix)
+		}
+	}
+	a.sources = append(a.sources, s)
+	return s, nil
 }
 
 // IdentityHeaders returns every identity header name configured (for stripping).
@@ -276,6 +325,15 @@ func (a *Authorizer) shadow(d Decision) Decision {
 		Allow: true, Shadow: true, Status: 200, Reason: d.Reason, Provider: d.Provider,
 		RemoveHeaders: slices.Clone(a.identity),
 	}
+}
+
+func quotable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // claimValue renders a claim for a header: strings as they are, numbers and booleans as JSON,

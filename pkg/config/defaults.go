@@ -30,6 +30,9 @@ const (
 	DefaultMaxStale           = 86400 * time.Second
 	DefaultFetchTimeout       = 5 * time.Second
 	DefaultMaxBytes           = 524288
+
+	DefaultAllowSampleRate    = 1.0
+	DefaultTracingSampleRatio = 0.01
 )
 
 // DefaultAlgorithms is the provider algorithm allowlist when none is configured: every
@@ -86,10 +89,13 @@ func ApplyDefaults(c *configv1.Config) {
 		c.Logging.Format = "json"
 	}
 	if c.Logging.AllowSampleRate == nil {
-		c.Logging.AllowSampleRate = proto.Float64(1)
+		c.Logging.AllowSampleRate = proto.Float64(DefaultAllowSampleRate)
 	}
 	if c.Tracing == nil {
 		c.Tracing = &configv1.Tracing{}
+	}
+	if c.Tracing.SampleRatio == nil {
+		c.Tracing.SampleRatio = proto.Float64(DefaultTracingSampleRatio)
 	}
 	for _, p := range c.Providers {
 		ApplyProviderDefaults(p)

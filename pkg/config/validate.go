@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -66,10 +67,16 @@ func Validate(c *configv1.Config) Problems {
 	if t := c.GetTracing(); t.GetOtlpEndpoint() != "" {
 		v.add("tracing.otlp_endpoint", "tracing is not supported in this release; leave it empty")
 	}
+	if r := c.GetTracing().GetSampleRatio(); r < 0 || r > 1 {
+		v.add("tracing.sample_ratio", "must be between 0 and 1")
+	}
 	switch c.CorsPreflight {
 	case "", "allow":
 	default:
 		v.add("cors_preflight", fmt.Sprintf(`must be "allow" or empty; got %q`, c.CorsPreflight))
+	}
+	if c.Shadow {
+		v.warn("shadow", "every request is allowed; denies are only logged and counted")
 	}
 	if len(c.Rules) > 0 {
 		v.add("rules", "route rules are not supported in this release; remove them (every request then needs a valid token)")
@@ -81,9 +88,33 @@ func Validate(c *configv1.Config) Problems {
 	}
 	sort.Strings(names)
 	issuers := map[string]string{}
+	tokenHeaderOwner := map[string]string{} // lower-case from_headers name -> first provider reading it
+	type headerRead struct{ provider, prefix string }
+	reads := map[string][]headerRead{} // lower-case from_headers name -> every provider reading it
+	for _, n := range names {
+		for i, h := range c.Providers[n].GetFromHeaders() {
+			name := strings.ToLower(h.GetName())
+			if tokenHeaderOwner[name] == "" {
+				tokenHeaderOwner[name] = n
+			}
+			// Every provider's token locations are read on every request, and a credential
+			// found twice is a 400 (multiple_tokens): prefixes of one header must not overlap
+			// unless they are the same scheme.
+			pre := strings.ToLower(h.GetValuePrefix())
+			for _, r := range reads[name] {
+				lr := strings.ToLower(r.prefix)
+				if r.provider != n && lr != pre && (strings.HasPrefix(lr, pre) || strings.HasPrefix(pre, lr)) {
+					v.add(fmt.Sprintf("providers.%s.from_headers[%d].value_prefix", pathKey(n), i),
+						fmt.Sprintf("providers.%s reads %s with value_prefix %q: one credential would match both; use the same scheme or different headers", pathKey(r.provider), name, r.prefix))
+					break
+				}
+			}
+			reads[name] = append(reads[name], headerRead{n, h.GetValuePrefix()})
+		}
+	}
 	for _, n := range names {
 		p := c.Providers[n]
-		path := "providers." + n
+		path := "providers." + pathKey(n)
 		if !validName(n) {
 			v.add(path, "provider names use letters, digits, '_', '-' and '.', at most 64 characters")
 		}
@@ -92,9 +123,10 @@ func Validate(c *configv1.Config) Problems {
 			continue
 		}
 		v.provider(path, p)
+		v.identityVsTokenHeaders(path, n, p, tokenHeaderOwner)
 		if p.Issuer != "" {
 			if other, dup := issuers[p.Issuer]; dup {
-				v.add(path+".issuer", fmt.Sprintf("same issuer as providers.%s; the token's iss must pick exactly one provider", other))
+				v.add(path+".issuer", fmt.Sprintf("same issuer as providers.%s; the token's iss must pick exactly one provider", pathKey(other)))
 			} else {
 				issuers[p.Issuer] = n
 			}
@@ -105,8 +137,13 @@ func Validate(c *configv1.Config) Problems {
 
 type validator struct{ ps Problems }
 
-func (v *validator) add(path, msg string)  { v.ps = append(v.ps, &Problem{Path: path, Message: msg}) }
-func (v *validator) warn(path, msg string) { v.ps = append(v.ps, &Problem{Path: path, Message: msg, Warning: true}) }
+func (v *validator) add(path, msg string) {
+	v.ps = append(v.ps, &Problem{Path: path, Message: msg})
+}
+
+func (v *validator) warn(path, msg string) {
+	v.ps = append(v.ps, &Problem{Path: path, Message: msg, Warning: true})
+}
 
 func (v *validator) server(s *configv1.Server) {
 	if s == nil {
@@ -137,8 +174,12 @@ func (v *validator) address(path, addr string, mayBeEmpty bool) {
 		}
 		return
 	}
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		v.add(path, fmt.Sprintf("must be host:port or :port, got %q", addr))
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		v.add(path, fmt.Sprintf("must be host:port or :port with a port number from 0 to 65535, got %q", addr))
 	}
 }
 
@@ -170,13 +211,18 @@ func (v *validator) duration(path string, d *durationpb.Duration, lo, hi time.Du
 	x := d.AsDuration()
 	if x < lo {
 		if lo == 0 {
-			v.add(path, "must not be negative")
+			v.add(path, fmt.Sprintf("must not be negative, got %s", jsonDuration(x)))
 		} else {
-			v.add(path, fmt.Sprintf("must be at least %s, got %s", lo, x))
+			v.add(path, fmt.Sprintf("must be at least %s, got %s", jsonDuration(lo), jsonDuration(x)))
 		}
 	} else if x > hi {
-		v.add(path, fmt.Sprintf("must be at most %s, got %s", hi, x))
+		v.add(path, fmt.Sprintf("must be at most %s, got %s", jsonDuration(hi), jsonDuration(x)))
 	}
+}
+
+// jsonDuration writes d the way users write durations in the file: "300s", "0.5s".
+func jsonDuration(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "s"
 }
 
 func (v *validator) provider(path string, p *configv1.Provider) {
@@ -235,7 +281,7 @@ func (v *validator) provider(path string, p *configv1.Provider) {
 		ap := fmt.Sprintf("%s.algorithms[%d]", path, i)
 		switch {
 		case strings.HasPrefix(strings.ToUpper(a), "HS"):
-			v.add(ap, a+" is not supported: symmetric algorithms would let anyone holding the public JWKS forge tokens")
+			v.add(ap, pathKey(a)+" is not supported: symmetric algorithms would let anyone holding the public JWKS forge tokens")
 		case strings.EqualFold(a, "none"):
 			v.add(ap, `"none" is never accepted`)
 		case !supportedAlgs[a]:
@@ -314,6 +360,28 @@ func (v *validator) provider(path string, p *configv1.Provider) {
 	}
 	if reservedMetadataKeys[p.PayloadInMetadata] {
 		v.add(path+".payload_in_metadata", fmt.Sprintf("%q is written by jwtauthz itself; pick another key", p.PayloadInMetadata))
+	}
+}
+
+// identityVsTokenHeaders reports an identity header of one provider that another provider reads
+// its token from: identity headers are stripped from (or overwritten on) every request, so that
+// provider's tokens would vanish or be replaced by a claim value. The same provider's conflict is
+// reported by provider.
+func (v *validator) identityVsTokenHeaders(path, name string, p *configv1.Provider, owner map[string]string) {
+	own := map[string]bool{}
+	for _, h := range p.FromHeaders {
+		own[strings.ToLower(h.GetName())] = true
+	}
+	check := func(hp, h string) {
+		if o := owner[h]; o != "" && !own[h] && o != name {
+			v.add(hp, fmt.Sprintf("is the token header of providers.%s (from_headers); identity headers are stripped from every request", pathKey(o)))
+		}
+	}
+	for i, ch := range p.ClaimToHeaders {
+		check(fmt.Sprintf("%s.claim_to_headers[%d].header", path, i), ch.GetHeader())
+	}
+	if p.ForwardPayloadHeader != "" {
+		check(path+".forward_payload_header", p.ForwardPayloadHeader)
 	}
 }
 

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -137,8 +139,14 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 			DynamicMetadata: md,
 		}
 	}
+	httpStatus := d.Status
+	if httpStatus < 400 || httpStatus > 599 {
+		// A deny must never reach the client as a success or a redirect, and Envoy's
+		// HttpStatus refuses 0: fail closed with Envoy's own default for a deny (R2).
+		httpStatus = http.StatusForbidden
+	}
 	denied := &authv3.DeniedHttpResponse{
-		Status: &typev3.HttpStatus{Code: typev3.StatusCode(d.Status)},
+		Status: &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
 		Headers: []*corev3.HeaderValueOption{
 			overwrite("content-type", "application/json"),
 			overwrite("cache-control", "no-store"),
@@ -149,13 +157,19 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 		denied.Headers = append(denied.Headers, overwrite("www-authenticate", d.Challenge))
 	}
 	if d.RetryAfter > 0 {
-		denied.Headers = append(denied.Headers, overwrite("retry-after", strconv.Itoa(int(d.RetryAfter.Seconds()))))
+		denied.Headers = append(denied.Headers, overwrite("retry-after", retryAfter(d.RetryAfter)))
 	}
 	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(grpcCode(d.Status))},
+		Status:          &rpcstatus.Status{Code: int32(grpcCode(httpStatus))},
 		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 		DynamicMetadata: md,
 	}
+}
+
+// retryAfter renders a delay as Retry-After delay-seconds (RFC 9110 §10.2.3), rounded up: a
+// client told to come back before the keys can be back would only be refused again.
+func retryAfter(d time.Duration) string {
+	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
 }
 
 // overwrite builds a header entry that replaces any client value. Append is set explicitly:
@@ -164,6 +178,7 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 func overwrite(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header: &corev3.HeaderValue{Key: k, Value: v},
+		//lint:ignore SA1019 deprecated in favour of append_action, but Envoy <= 1.36 reads only append, and an explicit false is what overwrites on every version (envoy-notes R5).
 		Append: wrapperspb.Bool(false),
 	}
 }
