@@ -258,6 +258,11 @@ func (a *Authorizer) allow(reason Reason, p *Provider, tok *token.Token, cred to
 	set := map[string]bool{}
 	if p != nil && tok != nil {
 		d.Provider, d.Issuer, d.Subject = p.Name, tok.Issuer, tok.Subject
+		if _, _, safe := claimValue(tok.Subject); !safe {
+			// sub also goes into dynamic metadata (access logs) and our logs: a control
+			// byte there could forge log lines. It stays out; headers have their own rule.
+			d.Subject = ""
+		}
 		for _, ch := range p.ClaimToHeaders {
 			v, ok, safe := claimValue(tok.Claims[ch.Claim])
 			if !safe {

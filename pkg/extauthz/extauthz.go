@@ -2,13 +2,9 @@ package extauthz
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -139,12 +135,7 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 			DynamicMetadata: md,
 		}
 	}
-	httpStatus := d.Status
-	if httpStatus < 400 || httpStatus > 599 {
-		// A deny must never reach the client as a success or a redirect, and Envoy's
-		// HttpStatus refuses 0: fail closed with Envoy's own default for a deny (R2).
-		httpStatus = http.StatusForbidden
-	}
+	httpStatus := d.DenyStatus()
 	denied := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(httpStatus)},
 		Headers: []*corev3.HeaderValueOption{
@@ -156,8 +147,8 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 	if d.Challenge != "" {
 		denied.Headers = append(denied.Headers, overwrite("www-authenticate", d.Challenge))
 	}
-	if d.RetryAfter > 0 {
-		denied.Headers = append(denied.Headers, overwrite("retry-after", retryAfter(d.RetryAfter)))
+	if ra := d.RetryAfterValue(); ra != "" {
+		denied.Headers = append(denied.Headers, overwrite("retry-after", ra))
 	}
 	return &authv3.CheckResponse{
 		Status:          &rpcstatus.Status{Code: int32(grpcCode(httpStatus))},
@@ -168,10 +159,6 @@ func Response(d authz.Decision) *authv3.CheckResponse {
 
 // retryAfter renders a delay as Retry-After delay-seconds (RFC 9110 §10.2.3), rounded up: a
 // client told to come back before the keys can be back would only be refused again.
-func retryAfter(d time.Duration) string {
-	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
-}
-
 // overwrite builds a header entry that replaces any client value. Append is set explicitly:
 // with it unset, Envoy 1.37 appended (envoy#43310); an explicit false overwrites on every
 // version (envoy-notes R5).
@@ -184,13 +171,7 @@ func overwrite(k, v string) *corev3.HeaderValueOption {
 }
 
 // Body is the deny body: {"error":"...","error_description":"..."}.
-func Body(d authz.Decision) string {
-	b, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{d.ErrorCode, d.Description})
-	return string(b)
-}
+func Body(d authz.Decision) string { return d.Body() }
 
 func grpcCode(httpStatus int) codes.Code {
 	switch httpStatus {

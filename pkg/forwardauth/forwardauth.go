@@ -7,10 +7,9 @@ package forwardauth
 
 import (
 	"context"
-	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/jwtauthz/jwtauthz/pkg/authz"
@@ -100,10 +99,10 @@ func Write(w http.ResponseWriter, d authz.Decision) {
 	hdr.Set("Cache-Control", "no-store")
 	if d.Allow {
 		for _, sh := range d.SetHeaders {
-			hdr[sh.Name] = []string{sh.Value}
+			hdr.Set(sh.Name, sh.Value)
 		}
 		if len(d.RemoveHeaders) > 0 {
-			hdr[HeadersToRemove] = []string{strings.Join(d.RemoveHeaders, ", ")}
+			hdr.Set(HeadersToRemove, strings.Join(d.RemoveHeaders, ", "))
 		}
 		w.WriteHeader(http.StatusOK)
 		return
@@ -112,13 +111,9 @@ func Write(w http.ResponseWriter, d authz.Decision) {
 	if d.Challenge != "" {
 		hdr.Set("WWW-Authenticate", d.Challenge)
 	}
-	if d.RetryAfter > 0 {
-		hdr.Set("Retry-After", strconv.Itoa(int(d.RetryAfter.Seconds())))
+	if ra := d.RetryAfterValue(); ra != "" {
+		hdr.Set("Retry-After", ra)
 	}
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}{d.ErrorCode, d.Description})
-	w.WriteHeader(d.Status)
-	_, _ = w.Write(body)
+	w.WriteHeader(d.DenyStatus())
+	_, _ = io.WriteString(w, d.Body())
 }
