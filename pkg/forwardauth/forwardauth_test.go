@@ -59,8 +59,10 @@ func setup(t *testing.T, keys token.KeySource) (*authz.Authorizer, *devissuer.Is
 
 type unavailable struct{}
 
-func (unavailable) Current() (*jwks.Set, error)                        { return nil, jwks.ErrKeysUnavailable }
-func (unavailable) RefreshForKID(context.Context) (*jwks.Set, error) { return nil, jwks.ErrRefreshRefused }
+func (unavailable) Current() (*jwks.Set, error) { return nil, jwks.ErrKeysUnavailable }
+func (unavailable) RefreshForKID(context.Context) (*jwks.Set, error) {
+	return nil, jwks.ErrRefreshRefused
+}
 
 // wire is what a client of either adapter observes.
 type wire struct {
