@@ -85,8 +85,14 @@ type Remote struct {
 	failures    int       // consecutive failed attempts
 	nextAttempt time.Time // no attempt (scheduled or kid-triggered) before this, after a failure
 	nextRefresh time.Time // the scheduled refresh
-	wake        chan struct{}
-	runCtx      context.Context
+	stopped     bool      // Run has returned: no new fetch may start (it would have no owner)
+	// wake tells Run that a fetch it did not wait for (kid-triggered) moved the schedule.
+	wake chan struct{}
+	// runCtx is Run's context, the parent of every fetch, so that ending Run cancels them.
+	runCtx context.Context
+
+	// scheduled, when set (tests only), is called each time Run starts waiting, with the wait.
+	scheduled func(wait time.Duration)
 }
 
 type installed struct {
@@ -95,8 +101,9 @@ type installed struct {
 }
 
 type call struct {
-	done chan struct{}
-	err  error
+	done     chan struct{} // closed once the outcome is installed and err is set
+	err      error
+	finished chan struct{} // closed when the fetch goroutine has nothing left to do
 }
 
 // NewRemote checks the options and applies defaults. Call Run to start fetching.
@@ -175,48 +182,87 @@ func (r *Remote) RetryAfter() time.Duration {
 	return d.Round(time.Second)
 }
 
-// Run fetches at once, then on schedule, until ctx ends. It owns no other goroutine beyond the
-// fetch it is waiting for; a fetch in flight when ctx ends is cancelled.
+// Run fetches at once, then on schedule, until ctx ends. Every fetch (scheduled or
+// kid-triggered) runs under ctx, so ending ctx cancels the one in flight; Run returns only once
+// that fetch's goroutine is done, and no fetch starts after Run has returned (house style §14).
+// Call Run once per Remote.
 func (r *Remote) Run(ctx context.Context) {
 	r.mu.Lock()
 	r.runCtx = ctx
+	r.stopped = false
 	r.mu.Unlock()
-	for {
+	defer r.stop()
+	for ctx.Err() == nil {
 		c, _ := r.startOrJoin(false)
 		select {
 		case <-c.done:
 		case <-ctx.Done():
 			return
 		}
-		for {
-			r.mu.Lock()
-			next := r.nextRefresh
-			if r.failures > 0 {
-				next = r.nextAttempt
-			}
-			r.mu.Unlock()
-			wait := next.Sub(r.o.Now())
-			if wait <= 0 {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-r.o.After(wait):
-			case <-r.wake:
-				// A kid-triggered fetch finished and moved the schedule: recompute.
-				continue
-			}
-			break
+		// The fetch just awaited queued its wake-up before closing done: drop it, this loop
+		// reads the schedule that fetch left anyway.
+		select {
+		case <-r.wake:
+		default:
 		}
+		if !r.waitForNext(ctx) {
+			return
+		}
+	}
+}
+
+// waitForNext waits until the next fetch is due: the scheduled refresh, or the end of the backoff
+// after a failure (J14, J18). It reports false when ctx ends first.
+func (r *Remote) waitForNext(ctx context.Context) bool {
+	for {
+		r.mu.Lock()
+		next := r.nextRefresh
+		if r.failures > 0 {
+			next = r.nextAttempt
+		}
+		r.mu.Unlock()
+		wait := next.Sub(r.o.Now())
+		if wait <= 0 {
+			return true
+		}
+		timer := r.o.After(wait)
+		if r.scheduled != nil {
+			r.scheduled(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-timer:
+		case <-r.wake:
+		}
+		// Recompute in every case: a kid-triggered fetch may have moved the schedule while
+		// the timer ran (a success pushes it back, a failure brings the retry forward), and a
+		// timer that fires together with that wake-up must not cause a second fetch at once.
+	}
+}
+
+// stop marks the Remote stopped and waits for the fetch in flight, if any: cancelled with Run's
+// context, so the wait is short (a kid-triggered fetch started before Run ends at its timeout).
+func (r *Remote) stop() {
+	r.mu.Lock()
+	r.stopped = true
+	c := r.inflight
+	r.mu.Unlock()
+	if c != nil {
+		<-c.finished
 	}
 }
 
 // RefreshForKID is called for a kid missing from the current set, after the token passed the
 // cheap checks (J16). It joins a running fetch or starts one, unless the cooldown, the failure
-// backoff or the global cap forbids it, in which case it returns ErrRefreshRefused at once. It
-// waits at most min(ctx deadline, KIDWait); it never retries.
+// backoff or the global cap forbids it, or Run has returned, in which case it returns
+// ErrRefreshRefused at once. It waits at most min(ctx deadline, KIDWait); it never retries. A
+// joined fetch that fails returns that fetch's error: the caller denies either way.
 func (r *Remote) RefreshForKID(ctx context.Context) (*Set, error) {
+	if err := ctx.Err(); err != nil {
+		// The request is already over: starting a fetch for it would only add load.
+		return nil, err
+	}
 	c, err := r.startOrJoin(true)
 	if err != nil {
 		return nil, err
@@ -246,6 +292,8 @@ func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
 	if kidTriggered {
 		now := r.o.Now()
 		switch {
+		case r.stopped:
+			return nil, fmt.Errorf("%w: the refresher has stopped", ErrRefreshRefused)
 		case !r.lastSuccess.IsZero() && now.Sub(r.lastSuccess) < r.o.KIDMissCooldown:
 			return nil, fmt.Errorf("%w: within kid_miss_cooldown of the last good fetch", ErrRefreshRefused)
 		case r.failures > 0 && now.Before(r.nextAttempt):
@@ -256,7 +304,7 @@ func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
 		trigger = "kid"
 		reserved = r.o.Limiter != nil
 	}
-	c := &call{done: make(chan struct{})}
+	c := &call{done: make(chan struct{}), finished: make(chan struct{})}
 	r.inflight = c
 	ctx := r.runCtx
 	go r.fetchAndInstall(ctx, c, trigger, reserved)
@@ -264,6 +312,7 @@ func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
 }
 
 func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, reserved bool) {
+	defer close(c.finished)
 	set, skips, ttl, err := r.fetch(ctx)
 	now := r.o.Now()
 	r.mu.Lock()
@@ -285,11 +334,13 @@ func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, r
 	r.inflight = nil
 	c.err = err
 	r.mu.Unlock()
-	close(c.done)
+	// Wake Run before releasing the waiters: Run, when it was the waiter, drops this wake-up,
+	// which it can do only if it is already queued.
 	select {
 	case r.wake <- struct{}{}:
 	default:
 	}
+	close(c.done)
 
 	log := r.o.Logger.With("provider", r.o.Provider, "trigger", trigger)
 	if err != nil {
@@ -353,7 +404,7 @@ func (r *Remote) fetch(parent context.Context) (*Set, []Skip, time.Duration, err
 // shortest interval allowed, minimum. The caller clamps the result.
 func TTL(h http.Header, now time.Time, fallback, minimum time.Duration) time.Duration {
 	if cc := h.Values("Cache-Control"); len(cc) > 0 {
-		maxAge := -1
+		maxAge := int64(-1)
 		for _, v := range cc {
 			for _, d := range strings.Split(v, ",") {
 				d = strings.ToLower(strings.TrimSpace(d))
@@ -361,7 +412,7 @@ func TTL(h http.Header, now time.Time, fallback, minimum time.Duration) time.Dur
 				case d == "no-cache" || d == "no-store":
 					return minimum
 				case strings.HasPrefix(d, "max-age="):
-					if n, err := strconv.Atoi(strings.Trim(d[len("max-age="):], `"`)); err == nil && n >= 0 {
+					if n, ok := deltaSeconds(strings.Trim(d[len("max-age="):], `"`)); ok {
 						maxAge = n
 					}
 				}
@@ -371,10 +422,7 @@ func TTL(h http.Header, now time.Time, fallback, minimum time.Duration) time.Dur
 			return minimum
 		}
 		if maxAge > 0 {
-			age, _ := strconv.Atoi(strings.TrimSpace(h.Get("Age")))
-			if age < 0 {
-				age = 0
-			}
+			age, _ := deltaSeconds(strings.TrimSpace(h.Get("Age")))
 			return time.Duration(maxAge-age) * time.Second
 		}
 	}
@@ -390,6 +438,29 @@ func TTL(h http.Header, now time.Time, fallback, minimum time.Duration) time.Dur
 		return e.Sub(date)
 	}
 	return fallback
+}
+
+// maxDeltaSeconds is what RFC 9111 §1.2.2 says to use for a delta-seconds value too large to
+// represent (2^31); it also keeps the conversion to time.Duration from overflowing.
+const maxDeltaSeconds = 1 << 31
+
+// deltaSeconds parses an RFC 9111 delta-seconds value (digits only: no sign, no space). A value
+// too large to represent counts as 2^31 seconds (RFC 9111 §1.2.2) rather than wrapping around to
+// a negative duration.
+func deltaSeconds(s string) (int64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n > maxDeltaSeconds {
+		return maxDeltaSeconds, true
+	}
+	return n, true
 }
 
 func clamp(d, lo, hi time.Duration) time.Duration {
