@@ -61,7 +61,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	if logFormat.set {
 		cfg.Logging.Format = logFormat.v
 	}
-	if errs := config.Validate(cfg).Errors(); len(errs) > 0 {
+	var extra []string
+	if *dev {
+		extra = []string{server.DevProvider}
+	}
+	if errs := config.ValidateWith(cfg, extra).Errors(); len(errs) > 0 {
 		printProblems(stderr, *cfgPath, errs)
 		return 1
 	}

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4/json"
 
+	"github.com/jwtauthz/jwtauthz/pkg/policy"
 	"github.com/jwtauthz/jwtauthz/pkg/token"
 )
 
@@ -66,9 +66,10 @@ type Decision struct {
 	RemoveHeaders []string
 	// RemoveQueryParams are stripped from the upstream request (a token in the query).
 	RemoveQueryParams []string
-	// Claims is the verified payload for payload_in_metadata; PayloadKey names its key.
-	Claims     map[string]any
-	PayloadKey string
+	// Payloads are verified payloads for dynamic metadata, by payload_in_metadata key.
+	Payloads []Payload
+	// Detail explains a deny in logs only (never sent): what was misconfigured or ambiguous.
+	Detail string
 }
 
 // ClaimHeader projects one claim onto one upstream header.
@@ -107,6 +108,9 @@ type Options struct {
 	AllowSampleRate float64
 	Observer        Observer
 	Now             func() time.Time
+	// Policy holds the route rules; nil means no rules: every request needs a valid token
+	// from some provider.
+	Policy *policy.Policy
 }
 
 // Authorizer decides. It is immutable after New and safe for concurrent use.
@@ -115,6 +119,8 @@ type Authorizer struct {
 	providers map[string]*Provider
 	sources   []token.Source
 	identity  []string // every identity header name, sorted
+	policy    *policy.Policy
+	names     []string // provider names in configured order
 }
 
 // New compiles the options.
@@ -182,6 +188,17 @@ func New(o Options) (*Authorizer, error) {
 		a.identity = append(a.identity, h)
 	}
 	sort.Strings(a.identity)
+	for _, p := range o.Providers {
+		a.names = append(a.names, p.Name)
+	}
+	a.policy = o.Policy
+	if a.policy == nil {
+		pol, _, err := policy.Compile(nil, a.names)
+		if err != nil {
+			return nil, err
+		}
+		a.policy = pol
+	}
 	return a, nil
 }
 
@@ -223,80 +240,8 @@ func (a *Authorizer) Decide(ctx context.Context, r *Request) Decision {
 	return d
 }
 
-func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
-	if a.o.CORSPreflight && isPreflight(r) {
-		// A browser's preflight never carries credentials (Fetch standard); the real
-		// request that follows is checked.
-		return a.allow(ReasonCORSPreflight, nil, nil, token.Credential{})
-	}
-	cred, err := token.Extract(a.sources, r.Headers, r.Query, a.o.MaxTokenBytes)
-	if err != nil {
-		return a.deny(ReasonFor(err), "")
-	}
-	tok, err := a.o.Verifier.Verify(ctx, cred.Token)
-	provName := ""
-	if tok != nil && tok.Provider != nil {
-		provName = tok.Provider.Name
-	}
-	if err != nil {
-		return a.deny(ReasonFor(err), provName)
-	}
-	p := a.providers[provName]
-	if p == nil || !slices.Contains(p.Sources, cred.Source) {
-		// The token's issuer does not read tokens from where this one was found.
-		return a.deny(ReasonIssuerUnknown, provName)
-	}
-	return a.allow(ReasonOK, p, tok, cred)
-}
-
 func isPreflight(r *Request) bool {
 	return r.Method == "OPTIONS" && len(r.Headers["origin"]) > 0 && len(r.Headers["access-control-request-method"]) > 0
-}
-
-func (a *Authorizer) allow(reason Reason, p *Provider, tok *token.Token, cred token.Credential) Decision {
-	d := Decision{Allow: true, Status: 200, Reason: reason}
-	set := map[string]bool{}
-	if p != nil && tok != nil {
-		d.Provider, d.Issuer, d.Subject = p.Name, tok.Issuer, tok.Subject
-		if _, _, safe := claimValue(tok.Subject); !safe {
-			// sub also goes into dynamic metadata (access logs) and our logs: a control
-			// byte there could forge log lines. It stays out; headers have their own rule.
-			d.Subject = ""
-		}
-		for _, ch := range p.ClaimToHeaders {
-			v, ok, safe := claimValue(tok.Claims[ch.Claim])
-			if !safe {
-				// An identity value with CR, LF or NUL could split or smuggle headers
-				// upstream (envoy-notes R11): deny rather than pass it on.
-				return a.deny(ReasonUnsafeClaimValue, p.Name)
-			}
-			if ok && v != "" && !set[ch.Header] {
-				d.SetHeaders = append(d.SetHeaders, Header{Name: ch.Header, Value: v})
-				set[ch.Header] = true
-			}
-		}
-		if p.ForwardPayloadHeader != "" {
-			d.SetHeaders = append(d.SetHeaders, Header{Name: p.ForwardPayloadHeader, Value: base64.RawURLEncoding.EncodeToString(tok.Payload)})
-			set[p.ForwardPayloadHeader] = true
-		}
-		if p.PayloadInMetadata != "" {
-			d.Claims, d.PayloadKey = tok.Claims, p.PayloadInMetadata
-		}
-	}
-	for _, h := range a.identity {
-		if !set[h] {
-			d.RemoveHeaders = append(d.RemoveHeaders, h)
-		}
-	}
-	if p != nil && !p.Forward {
-		switch cred.Source.Kind {
-		case token.FromHeader:
-			d.RemoveHeaders = append(d.RemoveHeaders, cred.Source.Name)
-		case token.FromParam:
-			d.RemoveQueryParams = append(d.RemoveQueryParams, cred.Source.Name)
-		}
-	}
-	return d
 }
 
 func (a *Authorizer) deny(reason Reason, provider string) Decision {
@@ -431,6 +376,9 @@ func (a *Authorizer) record(ctx context.Context, r *Request, d *Decision, took t
 	}
 	if d.Subject != "" {
 		attrs = append(attrs, slog.String("sub", d.Subject))
+	}
+	if d.Detail != "" {
+		attrs = append(attrs, slog.String("detail", d.Detail))
 	}
 	a.o.Logger.LogAttrs(ctx, level, "decision", attrs...)
 }

@@ -94,7 +94,7 @@ func TestDecideDeny(t *testing.T) {
 			if d.Description == "" {
 				t.Error("no description")
 			}
-			if len(d.SetHeaders) != 0 || d.Subject != "" || d.Claims != nil || d.RetryAfter != 0 {
+			if len(d.SetHeaders) != 0 || d.Subject != "" || d.Payloads != nil || d.RetryAfter != 0 {
 				t.Errorf("a deny carries identity or retry data: %+v", d)
 			}
 		})
@@ -281,8 +281,8 @@ func TestForwardPayloadIsTheSignedPayload(t *testing.T) {
 	if payload != strings.Split(tok, ".")[1] {
 		t.Errorf("x-jwt-payload = %q, want the token's payload segment %q", payload, strings.Split(tok, ".")[1])
 	}
-	if d.PayloadKey != "jwt_payload" || d.Claims["sub"] != "alice" || d.Claims["scope"] != "read" || d.Claims["iss"] != issMain {
-		t.Errorf("metadata payload = %q %v", d.PayloadKey, d.Claims)
+	if len(d.Payloads) != 1 || d.Payloads[0].Key != "jwt_payload" || d.Payloads[0].Claims["sub"] != "alice" || d.Payloads[0].Claims["scope"] != "read" || d.Payloads[0].Claims["iss"] != issMain {
+		t.Errorf("metadata payloads = %+v", d.Payloads)
 	}
 	if d.Issuer != issMain {
 		t.Errorf("Issuer = %q", d.Issuer)
@@ -293,7 +293,7 @@ func TestForwardPayloadIsTheSignedPayload(t *testing.T) {
 func TestPayloadInMetadataOff(t *testing.T) {
 	tok := mint(t, issPartner, devissuer.TokenRequest{Sub: "p1"})
 	d := decide(t, newAuthorizer(t, setup{}), req("access_token="+tok))
-	if !d.Allow || d.Claims != nil || d.PayloadKey != "" {
+	if !d.Allow || d.Payloads != nil {
 		t.Errorf("got %+v", d)
 	}
 }

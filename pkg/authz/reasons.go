@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/jwtauthz/jwtauthz/pkg/jwks"
+	"github.com/jwtauthz/jwtauthz/pkg/policy"
 	"github.com/jwtauthz/jwtauthz/pkg/token"
 )
 
@@ -53,7 +54,10 @@ const (
 	ReasonClaimsNotAllowed   Reason = "claims_not_allowed"
 	ReasonRouteMisconfigured Reason = "route_misconfigured"
 	ReasonKeysUnavailable    Reason = "keys_unavailable"
-	ReasonInternal           Reason = "malformed" // unmapped errors fail closed as a bad token
+	// ReasonAmbiguousPath extends jwt-security.md's set: the raw path and its normalized
+	// reading select different rules (policy.ErrAmbiguousPath).
+	ReasonAmbiguousPath Reason = "ambiguous_path"
+	ReasonInternal      Reason = "malformed" // unmapped errors fail closed as a bad token
 )
 
 // The body's "error" values (contract.md "Decisions on the wire") and the one shared description.
@@ -105,6 +109,10 @@ var errorReasons = []struct {
 	{token.ErrClaimMissing, ReasonClaimMissing},
 	{token.ErrSenderConstrained, ReasonSenderConstrained},
 	{jwks.ErrKeysUnavailable, ReasonKeysUnavailable},
+	// Checked after the token sentinels: lookups join policy errors with them.
+	{policy.ErrNoToken, ReasonMissingToken},
+	{policy.ErrWrongProvider, ReasonIssuerUnknown},
+	{policy.ErrAmbiguousPath, ReasonAmbiguousPath},
 }
 
 // ReasonFor maps an error from token or jwks to its reason code. An error that maps to nothing
@@ -154,6 +162,8 @@ func answerFor(r Reason) answer {
 		return answer{http.StatusForbidden, errorInsufficientScope, challengeError, "The access token lacks the required scope"}
 	case ReasonClaimsNotAllowed:
 		return answer{http.StatusForbidden, errorInsufficientScope, challengeError, "The access token is not allowed here"}
+	case ReasonAmbiguousPath:
+		return answer{http.StatusBadRequest, errorInvalidRequest, challengeError, "The request path is ambiguous"}
 	case ReasonRouteMisconfigured:
 		return answer{http.StatusForbidden, errorAccessDenied, challengeNone, "Access denied"}
 	case ReasonKeysUnavailable:

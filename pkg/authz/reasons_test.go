@@ -16,7 +16,7 @@ import (
 
 // closedSet is the reason-code list of jwt-security.md, in its order.
 var closedSet = []Reason{
-	"ok", "cors_preflight", "not_required",
+	"ok", "cors_preflight", "not_required", "ambiguous_path",
 	"missing_token", "unsupported_scheme", "malformed_authorization", "multiple_tokens",
 	"token_too_large", "malformed", "bad_encoding", "payload_not_object", "invalid_utf8",
 	"duplicate_member", "jwe_not_supported", "alg_not_allowed", "key_alg_mismatch", "kid_required",
@@ -124,6 +124,7 @@ func TestAnswerForEveryReason(t *testing.T) {
 		ReasonClaimsNotAllowed:   {403, "insufficient_scope", challengeError},
 		ReasonRouteMisconfigured: {403, "access_denied", challengeNone},
 		ReasonKeysUnavailable:    {503, "temporarily_unavailable", challengeNone},
+		ReasonAmbiguousPath:      {400, "invalid_request", challengeError},
 	}
 	allowReasons := map[Reason]bool{ReasonOK: true, ReasonCORSPreflight: true, ReasonNotRequired: true}
 	a := &Authorizer{o: Options{Realm: "R"}}

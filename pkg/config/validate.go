@@ -13,6 +13,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	configv1 "github.com/jwtauthz/jwtauthz/proto-gen/jwtauthz/config/v1"
+
+	"github.com/jwtauthz/jwtauthz/pkg/policy"
 )
 
 // MaxClockSkew bounds clock_skew: beyond a few minutes, "expired" stops meaning anything.
@@ -40,7 +42,11 @@ var reservedHeaders = map[string]bool{
 var reservedMetadataKeys = map[string]bool{"provider": true, "iss": true, "sub": true, "reason": true}
 
 // Validate returns every problem in a defaulted config. Call ApplyDefaults first.
-func Validate(c *configv1.Config) Problems {
+func Validate(c *configv1.Config) Problems { return ValidateWith(c, nil) }
+
+// ValidateWith is Validate for a config that runs beside providers added in code (dev mode's
+// "dev"), which rules may name.
+func ValidateWith(c *configv1.Config, extraProviders []string) Problems {
 	v := &validator{}
 	v.server(c.GetServer())
 	if c.Realm != "" && !isQuotable(c.Realm) {
@@ -78,15 +84,16 @@ func Validate(c *configv1.Config) Problems {
 	if c.Shadow {
 		v.warn("shadow", "every request is allowed; denies are only logged and counted")
 	}
-	if len(c.Rules) > 0 {
-		v.add("rules", "route rules are not supported in this release; remove them (every request then needs a valid token)")
-	}
-
 	names := make([]string, 0, len(c.Providers))
 	for n := range c.Providers {
 		names = append(names, n)
 	}
 	sort.Strings(names)
+	if _, problems, _ := policy.Compile(Rules(c), append(names, extraProviders...)); len(problems) > 0 {
+		for _, p := range problems {
+			v.ps = append(v.ps, &Problem{Path: p.Path, Message: p.Message, Warning: p.Warning})
+		}
+	}
 	issuers := map[string]string{}
 	tokenHeaderOwner := map[string]string{} // lower-case from_headers name -> first provider reading it
 	type headerRead struct{ provider, prefix string }

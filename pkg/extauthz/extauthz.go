@@ -201,9 +201,9 @@ func metadata(d authz.Decision) *structpb.Struct {
 	if d.Subject != "" {
 		f["sub"] = structpb.NewStringValue(d.Subject)
 	}
-	if d.PayloadKey != "" && d.Claims != nil {
-		if v, err := structpb.NewValue(plain(d.Claims)); err == nil {
-			f[d.PayloadKey] = v
+	for _, p := range d.Payloads {
+		if v, err := structpb.NewValue(plain(p.Claims)); err == nil {
+			f[p.Key] = v
 		}
 	}
 	return &structpb.Struct{Fields: f}

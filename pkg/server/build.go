@@ -14,6 +14,7 @@ import (
 	"github.com/jwtauthz/jwtauthz/pkg/config"
 	"github.com/jwtauthz/jwtauthz/pkg/jwks"
 	"github.com/jwtauthz/jwtauthz/pkg/metrics"
+	"github.com/jwtauthz/jwtauthz/pkg/policy"
 	"github.com/jwtauthz/jwtauthz/pkg/token"
 )
 
@@ -188,6 +189,23 @@ func buildCore(o buildOptions) (*core, error) {
 	if err != nil {
 		return nil, err
 	}
+	var names []string
+	for _, p := range c.providers {
+		names = append(names, p.name)
+	}
+	pol, problems, err := policy.Compile(config.Rules(o.cfg), names)
+	if err != nil {
+		var msgs []string
+		for _, p := range problems {
+			if !p.Warning {
+				msgs = append(msgs, p.Path+": "+p.Message)
+			}
+		}
+		return nil, fmt.Errorf("%s", strings.Join(msgs, "\n"))
+	}
+	for _, p := range problems {
+		o.logger.Warn("rule problem", "field", p.Path, "warning", p.Message)
+	}
 	ao := authz.Options{
 		Realm:           o.cfg.Realm,
 		Providers:       aps,
@@ -198,6 +216,7 @@ func buildCore(o buildOptions) (*core, error) {
 		Logger:          o.logger,
 		AllowSampleRate: o.cfg.GetLogging().GetAllowSampleRate(),
 		Now:             o.now,
+		Policy:          pol,
 	}
 	if o.metrics != nil {
 		ao.Observer = o.metrics

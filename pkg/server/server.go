@@ -108,7 +108,11 @@ func Run(ctx context.Context, o Options) error {
 	if _, taken := cfg.Providers[DevProvider]; taken && o.Dev {
 		return &ConfigError{Err: fmt.Errorf("providers.%s: the name %q is reserved in dev mode", DevProvider, DevProvider)}
 	}
-	for _, w := range config.Validate(cfg).Warnings() {
+	var extra0 []string
+	if o.Dev {
+		extra0 = []string{DevProvider}
+	}
+	for _, w := range config.ValidateWith(cfg, extra0).Warnings() {
 		log.Warn("configuration relaxes a check", "field", w.Path, "warning", w.Message)
 	}
 

@@ -1,0 +1,10 @@
+// Package policy holds compiled route rules: which requests need which tokens. A rule matches
+// on the path (prefix, path_separated_prefix, exact path or a full-match RE2 regex, with
+// Envoy's route-matching semantics), the method and the host; the first match wins. Its
+// requirement names providers (any / all), scopes and claim values; a rule without a
+// requirement needs no token.
+//
+// The package knows nothing of tokens or transports: requirements are evaluated against a
+// lookup function that returns a provider's verified claims, so pkg/authz keeps extraction and
+// verification in one place.
+package policy
