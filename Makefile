@@ -25,9 +25,14 @@ build:
 
 ## test: everything CI checks: formatting, vet, staticcheck, generated code up to date,
 ## unit tests with -race, end-to-end tests against the built binary, short fuzzing.
-test: check unit integration fuzz
+test: check unit integration fuzz deploy-test
 
 check: fmt-check vet lint proto-check
+
+## deploy-test: validate Dockerfile, docker-compose.yaml and envoy/ against their consumers' schemas
+## (a nested Go module, so compose-go, k8s.io and istio.io stay out of the service's go.mod).
+deploy-test:
+	cd envoy/test && $(GO) test -mod=mod -count=1 ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '^proto-gen/' || true); \
