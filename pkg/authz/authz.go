@@ -366,7 +366,7 @@ func (a *Authorizer) record(ctx context.Context, r *Request, d *Decision, took t
 		slog.String("method", r.Method),
 		slog.String("host", r.Host),
 		slog.String("path", r.Path),
-		slog.Duration("took", took),
+		slog.Int64("took_us", took.Microseconds()),
 	}
 	if r.RequestID != "" {
 		attrs = append(attrs, slog.String("request_id", r.RequestID))
