@@ -199,8 +199,12 @@ func TestParseMixedSet(t *testing.T) {
 	eOne := jwk(t, rsaPub, "e-one", "", "e", b64([]byte{1}))
 	offCurve := jwk(t, k.p256.Public(), "off-curve", "")
 	{
-		pub := k.p256.Public().(*ecdsa.PublicKey)
-		y := pub.Y.FillBytes(make([]byte, 32))
+		// The uncompressed point is 0x04 || X || Y: flip Y's last bit to leave the curve.
+		raw, err := k.p256.Public().(*ecdsa.PublicKey).Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		y := raw[33:65]
 		y[31] ^= 1
 		offCurve["y"] = b64(y)
 	}

@@ -212,7 +212,7 @@ func decodeObject(data []byte, out any, useNumber bool) error {
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	if useNumber {
-		d.UseNumber()
+		d.SetNumberType(json.UnmarshalJSONNumber)
 	}
 	if err := d.Decode(out); err != nil {
 		if hasDuplicateMember(data) {
