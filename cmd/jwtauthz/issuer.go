@@ -19,11 +19,11 @@ import (
 func cmdIssuer(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("issuer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	addr := fs.String("addr", ":9000", "listen address")
+	addr := fs.String("addr", "127.0.0.1:9000", "listen address (it mints accepted tokens: loopback by default; \":9000\" for all interfaces)")
 	issuer := fs.String("issuer", "", `issuer URL, the iss claim (default "http://127.0.0.1:PORT")`)
 	aud := fs.String("audience", "jwtauthz-dev", "default audience of minted tokens")
 	if err := fs.Parse(args); err != nil {
-		return 1
+		return flagExit(err)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -24,7 +24,7 @@ Usage:
   jwtauthz serve --dev              same, with an embedded dev issuer and a provider "dev" trusting it
   jwtauthz validate FILE            check a config; print every problem with its field path
   jwtauthz issuer [--addr A]        standalone dev issuer for demos
-  jwtauthz healthcheck [--addr A]   exit 0 when the admin listener's /readyz answers 200
+  jwtauthz healthcheck [--addr A]   exit 0 when the admin listener's /readyz (--live: /healthz) answers 200
   jwtauthz version                  version, commit, Go version
 
 Run "jwtauthz COMMAND -h" for a command's flags.
@@ -49,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "healthcheck":
 		return cmdHealthcheck(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "version: unexpected argument %q\n", args[1])
+			return 1
+		}
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	case "help", "-h", "--help", "-help":

@@ -62,11 +62,14 @@ providers:
 		{name: "unknown command", args: []string{"frobnicate"}, code: 1, stderr: []string{`unknown command "frobnicate"`}},
 		{name: "help", args: []string{"help"}, code: 0, stdout: []string{"jwtauthz serve --config FILE"}},
 		{name: "version", args: []string{"version"}, code: 0, stdout: []string{"jwtauthz dev (commit ", "go1."}},
-		{name: "validate good", args: []string{"validate", good}, code: 0, stdout: []string{good + ": valid (1 providers)"}},
+		{name: "version extra arg", args: []string{"version", "extra"}, code: 1, stderr: []string{`unexpected argument "extra"`}},
+		{name: "serve -h is success", args: []string{"serve", "-h"}, code: 0, stderr: []string{"-grpc-addr"}},
+		{name: "serve missing config file", args: []string{"serve", "--config", filepath.Join(dir, "nope.yaml")}, code: 1, stderr: []string{"config: open "}},
+		{name: "validate good", args: []string{"validate", good}, code: 0, stdout: []string{good + ": valid (1 provider, 0 rules)"}},
 		{name: "validate warnings keep exit 0", args: []string{"validate", warn}, code: 0, stdout: []string{
 			"warning: providers.idp.allow_any_audience: tokens issued for any audience are accepted",
 			"warning: providers.idp.remote_jwks.allow_insecure_http: keys may be fetched over plain HTTP",
-			": valid (1 providers)"}},
+			": valid (1 provider, 0 rules)"}},
 		{name: "validate bad lists every problem", args: []string{"validate", bad}, code: 1, stdout: []string{
 			"providers.idp.audiences: at least one audience is required",
 			"providers.idp.remote_jwks.uri: must be https",

@@ -31,7 +31,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	logLevel := optString(fs, "log-level", "debug, info, warn or error (overrides logging.level)")
 	logFormat := optString(fs, "log-format", "json or text (overrides logging.format)")
 	if err := fs.Parse(args); err != nil {
-		return 1
+		return flagExit(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
@@ -48,6 +48,21 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		if cfg, err = config.ParseFile(*cfgPath); err != nil {
 			printProblems(stderr, *cfgPath, err)
 			return 1
+		}
+	}
+	if *dev {
+		// Dev mode serves a token endpoint that mints accepted tokens: keep every listener
+		// on loopback unless the config or a flag says otherwise.
+		if cfg.Server == nil {
+			cfg.Server = &configv1.Server{}
+		}
+		for _, a := range []struct {
+			dst  **string
+			port string
+		}{{&cfg.Server.GrpcAddress, "9001"}, {&cfg.Server.HttpAddress, "9002"}, {&cfg.Server.AdminAddress, "9003"}} {
+			if *a.dst == nil {
+				*a.dst = proto.String("127.0.0.1:" + a.port)
+			}
 		}
 	}
 	config.ApplyDefaults(cfg)
@@ -121,11 +136,15 @@ func printProblems(w io.Writer, file string, err error) {
 		}
 		return
 	}
-	if file != "" {
-		fmt.Fprintf(w, "%s: %v\n", file, err)
-		return
-	}
 	fmt.Fprintln(w, err)
+}
+
+// flagExit maps a flag parsing error to an exit code: -h is a successful request for help.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 1
 }
 
 // secretKeys are attribute keys whose values never reach a log line (house-style 25).

@@ -15,7 +15,7 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprintln(stderr, "usage: jwtauthz validate FILE") }
 	if err := fs.Parse(args); err != nil {
-		return 1
+		return flagExit(err)
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
@@ -41,6 +41,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	printProblems(stdout, file, warnings)
-	fmt.Fprintf(stdout, "%s: valid (%d providers)\n", file, len(cfg.Providers))
+	plural := "s"
+	if len(cfg.Providers) == 1 {
+		plural = ""
+	}
+	fmt.Fprintf(stdout, "%s: valid (%d provider%s, %d rules)\n", file, len(cfg.Providers), plural, len(cfg.Rules))
 	return 0
 }

@@ -421,6 +421,14 @@ func isEmptyClaim(v any) bool {
 // take the first of duplicate kids and check neither alg nor use.
 func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg string) ([]*jwks.Key, error) {
 	set, err := p.Keys.Current()
+	if errors.Is(err, jwks.ErrKeysUnavailable) {
+		// No usable keys yet (or any more): this token passed the cheap checks, so ask for a
+		// fetch now instead of waiting out the failure backoff, and a recovered IdP is used
+		// at once. The source gates the attempt (backoff, global cap) and bounds the wait.
+		if fresh, rerr := p.Keys.RefreshForKID(ctx); rerr == nil && fresh != nil {
+			set, err = fresh, nil
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("token: provider %s: %w", p.Name, err)
 	}

@@ -915,8 +915,9 @@ func claimsCases(t testing.TB) []vcase {
 // TestCatalogueClaims runs claimsCases through Verify.
 func TestCatalogueClaims(t *testing.T) { runCases(t, claimsCases(t)) }
 
-// TestKeysUnavailable: no usable keys is jwks.ErrKeysUnavailable (503), never a token error,
-// and never a refresh.
+// TestKeysUnavailable: no usable keys is jwks.ErrKeysUnavailable (503), never a token error.
+// A token that passed the cheap checks asks the source for one (gated) fetch, so that a
+// recovered IdP is used at once.
 func TestKeysUnavailable(t *testing.T) {
 	f := fx(t)
 	tests := []struct {
@@ -935,11 +936,20 @@ func TestKeysUnavailable(t *testing.T) {
 			if tok.Provider != p {
 				t.Errorf("Token.Provider = %v, want the provider", providerName(tok.Provider))
 			}
-			if fs, ok := tc.src.(*fakeSource); ok && fs.refreshCount() != 0 {
-				t.Errorf("RefreshForKID called %d times, want 0", fs.refreshCount())
+			if fs, ok := tc.src.(*fakeSource); ok && fs.refreshCount() != 1 {
+				t.Errorf("RefreshForKID called %d times, want 1", fs.refreshCount())
 			}
 		})
 	}
+	t.Run("expired token asks for no fetch", func(t *testing.T) {
+		src := &fakeSource{err: jwks.ErrKeysUnavailable}
+		v := newTestVerifier(t, testProvider(src))
+		_, err := v.Verify(context.Background(), f.tok(t, f.rs256, "unknown", map[string]any{"exp": testNow.Add(-time.Hour).Unix()}))
+		checkErr(t, err, ErrExpired)
+		if src.refreshCount() != 0 {
+			t.Errorf("RefreshForKID called %d times for an expired token, want 0", src.refreshCount())
+		}
+	})
 }
 
 // TestProviderOnErrors: the partial Token names the provider, alg and kid as far as
