@@ -70,42 +70,94 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 
 // requirement picks the requirement for r: the first matching rule's, overridden by Envoy's
 // per-route context extensions. done is true when that step already decided.
+//
+// The extensions are validated like config: a value jwtauthz cannot read, an unknown
+// "jwtauthz." key (a typo of jwtauthz.scopes would otherwise drop a scope check) or an
+// unknown provider is a 403 route_misconfigured, never a silent allow.
 func (a *Authorizer) requirement(r *Request) (req *policy.Requirement, d Decision, done bool) {
 	ext := r.ContextExtensions
-	switch v, set := ext[extDisabled]; {
-	case !set || v == "false":
-	case v == "true":
-		return nil, a.allowWithout(ReasonNotRequired), true
-	default:
-		return nil, a.misconfigured(fmt.Sprintf("%s must be \"true\" or \"false\", got %q", extDisabled, v)), true
+	if bad := unknownExtensions(ext); bad != "" {
+		return nil, a.misconfigured(fmt.Sprintf("unknown context extension %q (known: %s, %s, %s, %s)", truncate(bad, 64), extProvider, extScopes, extAllowMissing, extDisabled)), true
 	}
-	req, _, err := a.policy.MatchRequest(r.Method, r.Host, r.Path)
+	disabled, _, err := extBool(ext, extDisabled)
 	if err != nil {
-		d := a.deny(ReasonAmbiguousPath, "")
-		d.Detail = "the raw and the normalized path select different rules; enable Envoy's normalize_path, merge_slashes and path_with_escaped_slashes_action"
-		return nil, d, true
+		return nil, a.misconfigured(err.Error()), true
 	}
-	prov, scopes := ext[extProvider], strings.Fields(ext[extScopes])
-	am, amSet := ext[extAllowMissing]
-	if amSet && am != "true" && am != "false" {
-		return nil, a.misconfigured(fmt.Sprintf("%s must be \"true\" or \"false\", got %q", extAllowMissing, am)), true
+	if disabled {
+		return nil, a.allowWithout(ReasonNotRequired), true
 	}
-	switch {
-	case prov != "":
+	allowMissing, amSet, err := extBool(ext, extAllowMissing)
+	if err != nil {
+		return nil, a.misconfigured(err.Error()), true
+	}
+	scopes := strings.Fields(ext[extScopes])
+	for _, sc := range scopes {
+		if !policy.ValidScope(sc) {
+			return nil, a.misconfigured(fmt.Sprintf("%s: %q is not a scope (RFC 6749 §3.3)", extScopes, truncate(sc, 64))), true
+		}
+	}
+	if prov, set := ext[extProvider]; set {
 		if a.providers[prov] == nil {
 			// Like jwt_authn's unknown requirement_name: the route is broken, and an allow
-			// would be a hole (contract: 403 route_misconfigured).
+			// would be a hole (contract: 403 route_misconfigured). An empty value is as
+			// unknown as a misspelt one.
 			return nil, a.misconfigured(fmt.Sprintf("%s names unknown provider %q", extProvider, truncate(prov, 64))), true
 		}
-		return &policy.Requirement{Provider: prov, Scopes: scopes, AllowMissing: am == "true"}, Decision{}, false
-	case len(scopes) > 0 || am == "true":
-		base := req
-		if base == nil {
-			base = a.policy.Default()
-		}
-		return &policy.Requirement{Any: []*policy.Requirement{base}, Scopes: scopes, AllowMissing: am == "true"}, Decision{}, false
+		// The route names its requirement outright: the rules (and the path) do not matter.
+		return &policy.Requirement{Provider: prov, Scopes: scopes, AllowMissing: allowMissing}, Decision{}, false
 	}
-	return req, Decision{}, false
+	req, _, err = a.policy.MatchRequest(r.Method, r.Host, r.Path)
+	if err != nil {
+		d := a.deny(ReasonAmbiguousPath, "")
+		d.Detail = "the raw and a normalized reading of the path select different rules; enable Envoy's normalize_path, merge_slashes and path_with_escaped_slashes_action"
+		return nil, d, true
+	}
+	if len(scopes) == 0 && !amSet {
+		return req, Decision{}, false
+	}
+	// jwtauthz.scopes adds to the rule's requirement (a rule without one, or no rule, takes
+	// the default: a valid token from any provider); jwtauthz.allow_missing sets it.
+	base := req
+	if base == nil {
+		base = a.policy.Default()
+	}
+	if amSet && !allowMissing {
+		base = base.WithoutAllowMissing()
+	}
+	return &policy.Requirement{Any: []*policy.Requirement{base}, Scopes: scopes, AllowMissing: allowMissing}, Decision{}, false
+}
+
+// unknownExtensions returns the first (in sorted order) "jwtauthz." key it does not know.
+// Other keys belong to other services sharing the filter and are ignored.
+func unknownExtensions(ext map[string]string) string {
+	bad := ""
+	for k := range ext {
+		if !strings.HasPrefix(k, "jwtauthz.") {
+			continue
+		}
+		switch k {
+		case extProvider, extScopes, extAllowMissing, extDisabled:
+		default:
+			if bad == "" || k < bad {
+				bad = k
+			}
+		}
+	}
+	return bad
+}
+
+// extBool reads a "true"/"false" extension; set is false when the key is absent.
+func extBool(ext map[string]string, key string) (v, set bool, err error) {
+	s, set := ext[key]
+	switch {
+	case !set:
+		return false, false, nil
+	case s == "true":
+		return true, true, nil
+	case s == "false":
+		return false, true, nil
+	}
+	return false, true, fmt.Errorf("%s must be \"true\" or \"false\", got %q", key, truncate(s, 64))
 }
 
 func (a *Authorizer) misconfigured(detail string) Decision {

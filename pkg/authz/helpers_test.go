@@ -10,6 +10,7 @@ import (
 
 	"github.com/jwtauthz/jwtauthz/pkg/devissuer"
 	"github.com/jwtauthz/jwtauthz/pkg/jwks"
+	"github.com/jwtauthz/jwtauthz/pkg/policy"
 	"github.com/jwtauthz/jwtauthz/pkg/token"
 )
 
@@ -87,6 +88,8 @@ var (
 	bearer      = token.Source{Kind: token.FromHeader, Name: "authorization", Prefix: "Bearer "}
 	accessParam = token.Source{Kind: token.FromParam, Name: "access_token"}
 	cookie      = token.Source{Kind: token.FromCookie, Name: "session_token"}
+	// partnerHeader is read only with setup.partnerHeader.
+	partnerHeader = token.Source{Kind: token.FromHeader, Name: "x-partner-token"}
 )
 
 // mainClaimHeaders is the main provider's projection; its order is the order of SetHeaders.
@@ -114,6 +117,10 @@ type setup struct {
 	retryAfter    func() time.Duration
 	observer      Observer
 	logger        *slog.Logger
+	// rules, when set, are compiled over main, partner and down into Options.Policy.
+	rules []policy.RuleSpec
+	// partnerHeader makes partner also read a raw token from the x-partner-token header.
+	partnerHeader bool
 }
 
 // newAuthorizer builds three providers: main (Authorization: Bearer, every projection), partner
@@ -140,15 +147,28 @@ func newAuthorizer(t testing.TB, s setup) *Authorizer {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	var pol *policy.Policy
+	if s.rules != nil {
+		var problems []policy.Problem
+		pol, problems, err = policy.Compile(s.rules, []string{"main", "partner", "down"})
+		if err != nil {
+			t.Fatalf("policy.Compile: %v %+v", err, problems)
+		}
+	}
+	partnerSources := []token.Source{accessParam, cookie}
+	if s.partnerHeader {
+		partnerSources = append(partnerSources, partnerHeader)
+	}
 	a, err := New(Options{
-		Realm: realm,
+		Realm:  realm,
+		Policy: pol,
 		Providers: []Provider{
 			{
 				Name: "main", Sources: []token.Source{bearer}, Forward: s.forwardMain,
 				ClaimToHeaders: mainClaimHeaders, ForwardPayloadHeader: "x-jwt-payload", PayloadInMetadata: "jwt_payload",
 			},
 			{
-				Name: "partner", Sources: []token.Source{accessParam, cookie},
+				Name: "partner", Sources: partnerSources,
 				ClaimToHeaders: []ClaimHeader{{Claim: "sub", Header: "x-partner-id"}},
 			},
 			{Name: "down", Sources: []token.Source{bearer}, RetryAfter: s.retryAfter},

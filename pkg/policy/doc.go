@@ -4,6 +4,11 @@
 // requirement names providers (any / all), scopes and claim values; a rule without a
 // requirement needs no token.
 //
+// Paths are matched as received. MatchRequest also reads each path the ways an upstream may
+// (percent-decoding, "\" and "%2F" as "/", merged slashes, dot segments, ";params") and
+// refuses one whose readings select different requirements (ErrAmbiguousPath), so that a rule
+// cannot be stepped round by a path the upstream routes elsewhere.
+//
 // The package knows nothing of tokens or transports: requirements are evaluated against a
 // lookup function that returns a provider's verified claims, so pkg/authz keeps extraction and
 // verification in one place.

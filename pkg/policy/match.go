@@ -2,7 +2,6 @@ package policy
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"strings"
 )
@@ -34,8 +33,28 @@ const (
 )
 
 type hostPattern struct {
-	exact  string // lower-case
+	exact  string // lower-case, without port, brackets or trailing dot
 	suffix string // for "*.example.com": ".example.com"
+}
+
+func (h hostPattern) match(host string) bool {
+	if h.suffix != "" {
+		// Envoy's "*." wildcard stands for at least one character, dots included:
+		// "*.example.com" matches a.example.com and a.b.example.com, not example.com.
+		return len(host) > len(h.suffix) && strings.HasSuffix(host, h.suffix)
+	}
+	return host == h.exact
+}
+
+// covers reports whether every host h2 matches is matched by h.
+func (h hostPattern) covers(h2 hostPattern) bool {
+	if h.suffix == "" {
+		return h2.suffix == "" && h2.exact == h.exact
+	}
+	if h2.suffix != "" {
+		return strings.HasSuffix(h2.suffix, h.suffix)
+	}
+	return h.match(h2.exact)
 }
 
 func compileMatch(s MatchSpec) (*matcher, error) {
@@ -57,6 +76,7 @@ func compileMatch(s MatchSpec) (*matcher, error) {
 		n++
 	}
 	if s.SafeRegex != "" {
+		// Compiled alone first, so that "a)|(b" cannot escape the anchors added below.
 		if _, err := regexp.Compile(s.SafeRegex); err != nil {
 			return nil, fmt.Errorf("safe_regex: %w", err)
 		}
@@ -65,13 +85,13 @@ func compileMatch(s MatchSpec) (*matcher, error) {
 		if err != nil {
 			return nil, fmt.Errorf("safe_regex: %w", err)
 		}
-		m.kind, m.re = matchRegex, re
+		m.kind, m.value, m.re = matchRegex, s.SafeRegex, re
 		n++
 	}
 	if n != 1 {
 		return nil, fmt.Errorf("set exactly one of prefix, path_separated_prefix, path, safe_regex")
 	}
-	if (m.kind == matchPrefix || m.kind == matchPath || m.kind == matchSeparated) && !strings.HasPrefix(m.value, "/") {
+	if m.kind != matchRegex && !strings.HasPrefix(m.value, "/") {
 		return nil, fmt.Errorf("paths start with '/'")
 	}
 	if len(s.Methods) > 0 {
@@ -83,46 +103,122 @@ func compileMatch(s MatchSpec) (*matcher, error) {
 			m.methods[meth] = true
 		}
 	}
-	for _, h := range s.Hosts {
-		h = strings.ToLower(h)
-		switch {
-		case h == "" || strings.ContainsAny(h, "/ \t"):
-			return nil, fmt.Errorf("hosts: %q is not a host name", h)
-		case strings.HasPrefix(h, "*."):
-			m.hosts = append(m.hosts, hostPattern{suffix: h[1:]})
-		case strings.Contains(h, "*"):
-			return nil, fmt.Errorf("hosts: %q: only a leading \"*.\" wildcard is supported", h)
-		default:
-			m.hosts = append(m.hosts, hostPattern{exact: h})
+	for _, raw := range s.Hosts {
+		hp, err := compileHost(raw)
+		if err != nil {
+			return nil, err
 		}
+		m.hosts = append(m.hosts, hp)
 	}
 	return m, nil
 }
 
-// catchAll reports whether the matcher matches every request (for the unreachable-rule check).
-func (m *matcher) catchAll() bool {
-	if m.methods != nil || m.hosts != nil {
-		return false
+// compileHost reads one hosts entry the way hostOnly reads :authority (lower case, no
+// brackets, no trailing dot), so that the two compare. A port is refused: :authority is
+// compared without its port, and "api.example.com:443" would silently never match, letting
+// the request fall through to a later, possibly weaker, rule.
+func compileHost(raw string) (hostPattern, error) {
+	h := strings.ToLower(raw)
+	if strings.HasPrefix(h, "[") {
+		if !strings.HasSuffix(h, "]") {
+			return hostPattern{}, fmt.Errorf("hosts: %q: hosts are matched without a port; write %q", raw, hostOnly(h))
+		}
+		h = h[1 : len(h)-1]
+	} else if i := strings.IndexByte(h, ':'); i >= 0 && strings.LastIndexByte(h, ':') == i {
+		return hostPattern{}, fmt.Errorf("hosts: %q: hosts are matched without a port; write %q", raw, hostOnly(h))
 	}
+	h = strings.TrimSuffix(h, ".")
+	switch {
+	case h == "" || strings.ContainsAny(h, "/ \t[]@"):
+		return hostPattern{}, fmt.Errorf("hosts: %q is not a host name", raw)
+	case strings.HasPrefix(h, "*.") && !strings.Contains(h[1:], "*") && len(h) > 2:
+		return hostPattern{suffix: h[1:]}, nil
+	case strings.Contains(h, "*"):
+		return hostPattern{}, fmt.Errorf("hosts: %q: only a leading \"*.\" wildcard is supported", raw)
+	}
+	return hostPattern{exact: h}, nil
+}
+
+// matchesEveryPath reports whether the path matcher accepts every path.
+func (m *matcher) matchesEveryPath() bool {
 	switch m.kind {
 	case matchPrefix:
 		return m.value == "/"
 	case matchRegex:
-		s := m.re.String()
-		return s == `^(?:.*)$` || s == `^(?:/.*)$`
+		s := strings.TrimSuffix(strings.TrimPrefix(m.value, "^"), "$")
+		s = strings.TrimPrefix(s, "(?s)")
+		return s == ".*" || s == "/.*"
 	}
 	return false
 }
 
+// catchAll reports whether the matcher matches every request (for the unreachable-rule check).
+func (m *matcher) catchAll() bool {
+	return m.methods == nil && m.hosts == nil && m.matchesEveryPath()
+}
+
+// shadows reports whether m matches every request that n matches, so that a rule with n
+// placed after a rule with m can never be selected. It is conservative: false when unsure
+// (regexes other than catch-alls and exact paths).
+func (m *matcher) shadows(n *matcher) bool {
+	if m.methods != nil {
+		if n.methods == nil {
+			return false
+		}
+		for meth := range n.methods {
+			if !m.methods[meth] {
+				return false
+			}
+		}
+	}
+	if m.hosts != nil {
+		if n.hosts == nil {
+			return false
+		}
+		for _, h2 := range n.hosts {
+			covered := false
+			for _, h := range m.hosts {
+				if h.covers(h2) {
+					covered = true
+					break
+				}
+			}
+			if !covered {
+				return false
+			}
+		}
+	}
+	if m.matchesEveryPath() {
+		return true
+	}
+	switch m.kind {
+	case matchPrefix:
+		// Every path n accepts starts with n's literal, which starts with m's prefix.
+		return n.kind != matchRegex && strings.HasPrefix(n.value, m.value)
+	case matchSeparated:
+		switch n.kind {
+		case matchSeparated, matchPath:
+			return n.value == m.value || strings.HasPrefix(n.value, m.value+"/")
+		case matchPrefix:
+			return strings.HasPrefix(n.value, m.value+"/")
+		}
+	case matchPath:
+		return n.kind == matchPath && n.value == m.value
+	case matchRegex:
+		return n.kind == matchPath && m.re.MatchString(n.value)
+	}
+	return false
+}
+
+// match reports whether the request matches. host is hostOnly(:authority).
 func (m *matcher) match(method, host, path string) bool {
 	if m.methods != nil && !m.methods[method] {
 		return false
 	}
 	if m.hosts != nil {
-		h := hostOnly(host)
 		ok := false
 		for _, p := range m.hosts {
-			if p.exact != "" && h == p.exact || p.suffix != "" && len(h) > len(p.suffix) && strings.HasSuffix(h, p.suffix) {
+			if p.match(host) {
 				ok = true
 				break
 			}
@@ -143,17 +239,19 @@ func (m *matcher) match(method, host, path string) bool {
 	}
 }
 
-// hostOnly lower-cases :authority and drops its port, IPv6 brackets included.
+// hostOnly lower-cases :authority and drops its port, the brackets of an IPv6 literal and a
+// trailing dot ("API.example.com.:8443" -> "api.example.com", "[::1]:8080" -> "::1").
 func hostOnly(authority string) string {
 	h := strings.ToLower(authority)
 	if strings.HasPrefix(h, "[") {
-		if host, _, err := net.SplitHostPort(h); err == nil {
-			return host
+		if end := strings.IndexByte(h, ']'); end > 0 {
+			return h[1:end]
 		}
-		return strings.Trim(h, "[]")
+		return h
 	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[:i], ":") {
-		return h[:i]
+	// One colon separates a port; more than one is an unbracketed IPv6 literal.
+	if i := strings.IndexByte(h, ':'); i >= 0 && strings.LastIndexByte(h, ':') == i {
+		h = h[:i]
 	}
 	return strings.TrimSuffix(h, ".")
 }

@@ -61,7 +61,11 @@ func Compile(specs []RuleSpec, providers []string) (*Policy, []Problem, error) {
 		problems = append(problems, Problem{Path: path, Message: msg, Warning: warn})
 		failed = failed || !warn
 	}
-	catchAllAt := -1
+	type compiled struct {
+		index int
+		m     *matcher
+	}
+	var earlier []compiled // every rule whose match compiled, in order
 	for i, s := range specs {
 		path := fmt.Sprintf("rules[%d]", i)
 		m, err := compileMatch(s.Match)
@@ -69,12 +73,17 @@ func Compile(specs []RuleSpec, providers []string) (*Policy, []Problem, error) {
 			add(path+".match", err.Error(), false)
 			continue
 		}
-		if catchAllAt >= 0 {
-			add(path, fmt.Sprintf("unreachable: rules[%d] matches every request first", catchAllAt), true)
+		for _, e := range earlier {
+			if e.m.catchAll() {
+				add(path, fmt.Sprintf("unreachable: rules[%d] matches every request first", e.index), true)
+				break
+			}
+			if e.m.shadows(m) {
+				add(path, fmt.Sprintf("unreachable: rules[%d] matches every request this rule matches, and comes first", e.index), true)
+				break
+			}
 		}
-		if catchAllAt < 0 && m.catchAll() {
-			catchAllAt = i
-		}
+		earlier = append(earlier, compiled{i, m})
 		var req *Requirement
 		if s.Requires != nil {
 			req, err = compileRequirement(s.Requires, known, path+".requires", add)
@@ -125,7 +134,7 @@ func compileRequirement(s *RequirementSpec, known map[string]bool, path string, 
 		r.All = append(r.All, c)
 	}
 	for i, sc := range s.Scopes {
-		if sc == "" || strings.ContainsAny(sc, " \t\"\\") {
+		if !ValidScope(sc) {
 			add(fmt.Sprintf("%s.scopes[%d]", path, i), "a scope is one non-empty token without spaces or quotes", false)
 			return nil, errors.New("bad scope")
 		}
@@ -151,12 +160,32 @@ func compileRequirement(s *RequirementSpec, known map[string]bool, path string, 
 // needs no token), or the default (a valid token from any provider) when no rule matches.
 // ruleIndex is -1 for the default. path is without the query string.
 func (p *Policy) Match(method, host, path string) (req *Requirement, ruleIndex int) {
-	for i, r := range p.rules {
-		if r.m.match(method, host, path) {
-			return r.req, i
+	return p.match(method, hostOnly(host), path)
+}
+
+// match is Match with host already reduced by hostOnly.
+func (p *Policy) match(method, host, path string) (*Requirement, int) {
+	for i := range p.rules {
+		if p.rules[i].m.match(method, host, path) {
+			return p.rules[i].req, i
 		}
 	}
 	return p.def, -1
+}
+
+// ValidScope reports whether s is one RFC 6749 §3.3 scope-token: printable ASCII without
+// space, '"' or '\'. Scopes are echoed in the challenge's scope="..." quoted-string
+// (RFC 6750 §3), where a quote or a control byte would break or inject into the header.
+func ValidScope(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Default is the requirement applied when no rule matches.
@@ -204,18 +233,46 @@ type Result struct {
 // Eval evaluates r against the request's tokens. For any, the error reported is the most
 // informative one: a scope or claim failure of a valid token (403) beats a bad token (401),
 // which beats a token from another provider, which beats no token at all.
+//
+// allow_missing, at any level, lets a request pass only when it carries no token for any
+// provider r names: a bad token is never ignored because another branch allowed a missing
+// one (Envoy jwt_authn: "failed if JWT is presented but invalid").
 func (r *Requirement) Eval(ctx context.Context, lookup Lookup) Result {
-	res := r.eval(ctx, lookup)
-	if res.Err != nil && r.AllowMissing && allMissing(ctx, r, lookup) {
+	e := &evaluator{ctx: ctx, lookup: lookup, root: r}
+	return e.eval(r)
+}
+
+// evaluator is one Eval: the lookup, and the root whose providers allow_missing looks at.
+type evaluator struct {
+	ctx    context.Context
+	lookup Lookup
+	root   *Requirement
+	// noToken memoizes allMissing(root): 0 unknown, 1 no token, 2 some token.
+	noToken int
+}
+
+func (e *evaluator) eval(r *Requirement) Result {
+	res := e.node(r)
+	if res.Err != nil && r.AllowMissing && e.rootMissing() {
 		return Result{}
 	}
 	return res
 }
 
-func (r *Requirement) eval(ctx context.Context, lookup Lookup) Result {
+func (e *evaluator) rootMissing() bool {
+	if e.noToken == 0 {
+		e.noToken = 2
+		if allMissing(e.ctx, e.root, e.lookup) {
+			e.noToken = 1
+		}
+	}
+	return e.noToken == 1
+}
+
+func (e *evaluator) node(r *Requirement) Result {
 	switch {
 	case r.Provider != "":
-		claims, err := lookup(ctx, r.Provider)
+		claims, err := e.lookup(e.ctx, r.Provider)
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -229,9 +286,13 @@ func (r *Requirement) eval(ctx context.Context, lookup Lookup) Result {
 	case len(r.Any) > 0:
 		var best error
 		for _, sub := range r.Any {
-			res := sub.Eval(ctx, lookup)
+			res := e.eval(sub)
 			if res.Err == nil {
-				return r.outer(ctx, lookup, res)
+				// Scopes and claims on the any node apply to the token that met the
+				// branch; when they fail, a later branch's token may still do.
+				if res = e.outer(r, res); res.Err == nil {
+					return res
+				}
 			}
 			if best == nil || rank(res.Err) > rank(best) {
 				best = res.Err
@@ -241,13 +302,13 @@ func (r *Requirement) eval(ctx context.Context, lookup Lookup) Result {
 	case len(r.All) > 0:
 		var out Result
 		for _, sub := range r.All {
-			res := sub.Eval(ctx, lookup)
+			res := e.eval(sub)
 			if res.Err != nil {
 				return res
 			}
 			out.Providers = append(out.Providers, res.Providers...)
 		}
-		return r.outer(ctx, lookup, out)
+		return e.outer(r, out)
 	}
 	// A requirement naming nobody (the default with no provider configured) is never met:
 	// fail closed as "no token", never as a vacuous "all of nothing".
@@ -255,15 +316,12 @@ func (r *Requirement) eval(ctx context.Context, lookup Lookup) Result {
 }
 
 // outer applies scopes and claims set on an any/all node to every token that satisfied it.
-func (r *Requirement) outer(ctx context.Context, lookup Lookup, res Result) Result {
-	if len(r.Scopes) == 0 && len(r.Claims) == 0 {
-		return res
-	}
-	if len(res.Providers) == 0 {
+func (e *evaluator) outer(r *Requirement, res Result) Result {
+	if len(r.Scopes) == 0 && len(r.Claims) == 0 || len(res.Providers) == 0 {
 		return res
 	}
 	for _, p := range res.Providers {
-		claims, err := lookup(ctx, p)
+		claims, err := e.lookup(e.ctx, p)
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -277,14 +335,18 @@ func (r *Requirement) outer(ctx context.Context, lookup Lookup, res Result) Resu
 	return res
 }
 
-// allMissing reports whether no provider named under r has a token in the request:
-// allow_missing lets a request without any token pass, never one with a bad token.
+// allMissing reports whether no provider named under r has a token in the request.
 func allMissing(ctx context.Context, r *Requirement, lookup Lookup) bool {
 	if r.Provider != "" {
 		_, err := lookup(ctx, r.Provider)
 		return errors.Is(err, ErrNoToken)
 	}
-	for _, sub := range append(append([]*Requirement{}, r.Any...), r.All...) {
+	for _, sub := range r.Any {
+		if !allMissing(ctx, sub, lookup) {
+			return false
+		}
+	}
+	for _, sub := range r.All {
 		if !allMissing(ctx, sub, lookup) {
 			return false
 		}
@@ -400,6 +462,21 @@ func number(v any) (float64, bool) {
 		return f, err == nil
 	}
 	return 0, false
+}
+
+// WithoutAllowMissing returns a copy of r in which no node lets a request without a token
+// pass (Envoy's jwtauthz.allow_missing: "false" on a route whose rule sets it).
+func (r *Requirement) WithoutAllowMissing() *Requirement {
+	c := *r
+	c.AllowMissing = false
+	c.Any, c.All = nil, nil
+	for _, s := range r.Any {
+		c.Any = append(c.Any, s.WithoutAllowMissing())
+	}
+	for _, s := range r.All {
+		c.All = append(c.All, s.WithoutAllowMissing())
+	}
+	return &c
 }
 
 // Providers returns the distinct provider names r refers to, in first-seen order.
