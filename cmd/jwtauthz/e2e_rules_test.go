@@ -104,7 +104,13 @@ func TestE2ERules(t *testing.T) {
 			want{codes.InvalidArgument, 400, realm + `, error="invalid_request", error_description="The request path is ambiguous"`, "ambiguous_path", "", "invalid_request"}},
 
 		// Envoy per-route settings (ExtAuthzPerRoute.check_settings.context_extensions).
-		{"context_extensions: provider names the other provider", withExt(envoyRequest("/admin", bearer(partnerTok)), map[string]string{"jwtauthz.provider": "partner"}), allow("ok", "partner")},
+		{"context_extensions: provider names the other provider", withExt(envoyRequest("/orders", bearer(partnerTok)), map[string]string{"jwtauthz.provider": "partner"}), allow("ok", "partner")},
+		// jwtauthz.provider narrows the matched rule; it never drops the rule's scope check.
+		{"context_extensions: provider keeps the rule's scopes", withExt(envoyRequest("/admin", bearer(reader)), map[string]string{"jwtauthz.provider": "idp"}),
+			want{codes.PermissionDenied, 403, realm + `, error="insufficient_scope", scope="admin"`, "insufficient_scope", "", "insufficient_scope"}},
+		{"context_extensions: provider and rule both met", withExt(envoyRequest("/admin", bearer(admin)), map[string]string{"jwtauthz.provider": "idp"}), allow("ok", "idp")},
+		{"context_extensions: another provider's token does not meet the rule", withExt(envoyRequest("/admin", bearer(partnerTok)), map[string]string{"jwtauthz.provider": "partner"}),
+			want{codes.Unauthenticated, 401, invalid, "issuer_unknown", "", "invalid_token"}},
 		{"context_extensions: provider, the rule's token no longer does", withExt(envoyRequest("/admin", bearer(admin)), map[string]string{"jwtauthz.provider": "partner"}),
 			want{codes.Unauthenticated, 401, invalid, "issuer_unknown", "", "invalid_token"}},
 		{"context_extensions: provider and scopes", withExt(envoyRequest("/orders", bearer(partnerTok)), map[string]string{"jwtauthz.provider": "partner", "jwtauthz.scopes": "orders:write"}),
@@ -181,7 +187,7 @@ func TestE2ERules(t *testing.T) {
 
 	t.Run("grpcurl sends Envoy's contextExtensions", func(t *testing.T) {
 		grpcurl := grpcurlPath(t)
-		body := `{"attributes":{"contextExtensions":{"jwtauthz.provider":"partner"},"request":{"http":{"method":"GET","host":"api.example.com","path":"/admin","headers":{":authority":"api.example.com",":method":"GET",":path":"/admin","authorization":"Bearer ` + partnerTok + `"}}}}}`
+		body := `{"attributes":{"contextExtensions":{"jwtauthz.provider":"partner"},"request":{"http":{"method":"GET","host":"api.example.com","path":"/orders","headers":{":authority":"api.example.com",":method":"GET",":path":"/orders","authorization":"Bearer ` + partnerTok + `"}}}}}`
 		out, err := exec.Command(grpcurl, "-plaintext", "-d", body, p.grpc, "envoy.service.auth.v3.Authorization/Check").CombinedOutput()
 		if err != nil {
 			t.Fatalf("grpcurl: %v\n%s", err, out)

@@ -328,6 +328,9 @@ func claimValue(v any) (s string, ok, safe bool) {
 	return s, true, true
 }
 
+// maxLogField bounds request-supplied log values: a 1 MB path must not make a 1 MB log line.
+const maxLogField = 512
+
 // record logs and counts the decision. The log line carries the reason code and never the
 // token, the Authorization header, cookies or the query string (which may hold a token).
 func (a *Authorizer) record(ctx context.Context, r *Request, d *Decision, took time.Duration) {
@@ -363,16 +366,16 @@ func (a *Authorizer) record(ctx context.Context, r *Request, d *Decision, took t
 		slog.String("reason", string(d.Reason)),
 		slog.String("provider", prov),
 		slog.Int("status", d.Status),
-		slog.String("method", r.Method),
-		slog.String("host", r.Host),
-		slog.String("path", r.Path),
+		slog.String("method", truncate(r.Method, 64)),
+		slog.String("host", truncate(r.Host, maxLogField)),
+		slog.String("path", truncate(r.Path, maxLogField)),
 		slog.Int64("took_us", took.Microseconds()),
 	}
 	if r.RequestID != "" {
-		attrs = append(attrs, slog.String("request_id", r.RequestID))
+		attrs = append(attrs, slog.String("request_id", truncate(r.RequestID, 128)))
 	}
 	if r.Principal != "" {
-		attrs = append(attrs, slog.String("peer", r.Principal))
+		attrs = append(attrs, slog.String("peer", truncate(r.Principal, maxLogField)))
 	}
 	if d.Subject != "" {
 		attrs = append(attrs, slog.String("sub", d.Subject))

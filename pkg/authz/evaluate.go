@@ -96,33 +96,42 @@ func (a *Authorizer) requirement(r *Request) (req *policy.Requirement, d Decisio
 			return nil, a.misconfigured(fmt.Sprintf("%s: %q is not a scope (RFC 6749 §3.3)", extScopes, truncate(sc, 64))), true
 		}
 	}
-	if prov, set := ext[extProvider]; set {
-		if a.providers[prov] == nil {
-			// Like jwt_authn's unknown requirement_name: the route is broken, and an allow
-			// would be a hole (contract: 403 route_misconfigured). An empty value is as
-			// unknown as a misspelt one.
-			return nil, a.misconfigured(fmt.Sprintf("%s names unknown provider %q", extProvider, truncate(prov, 64))), true
-		}
-		// The route names its requirement outright: the rules (and the path) do not matter.
-		return &policy.Requirement{Provider: prov, Scopes: scopes, AllowMissing: allowMissing}, Decision{}, false
+	prov, provSet := ext[extProvider]
+	if provSet && a.providers[prov] == nil {
+		// Like jwt_authn's unknown requirement_name: the route is broken, and an allow
+		// would be a hole (contract: 403 route_misconfigured). An empty value is as
+		// unknown as a misspelt one.
+		return nil, a.misconfigured(fmt.Sprintf("%s names unknown provider %q", extProvider, truncate(prov, 64))), true
 	}
-	req, _, err = a.policy.MatchRequest(r.Method, r.Host, r.Path)
+	req, idx, err := a.policy.MatchRequest(r.Method, r.Host, r.Path)
 	if err != nil {
 		d := a.deny(ReasonAmbiguousPath, "")
 		d.Detail = "the raw and a normalized reading of the path select different rules; enable Envoy's normalize_path, merge_slashes and path_with_escaped_slashes_action"
 		return nil, d, true
 	}
-	if len(scopes) == 0 && !amSet {
+	if !provSet && len(scopes) == 0 && !amSet {
 		return req, Decision{}, false
+	}
+	base := req
+	if amSet && !allowMissing && base != nil {
+		base = base.WithoutAllowMissing()
+	}
+	if provSet {
+		// jwtauthz.provider narrows: the token must be this provider's AND meet the matched
+		// rule's requirement, scopes and claims included. Replacing the rule instead would let
+		// a route setting silently drop a rule's scope check (attack finding F3). With no rule
+		// (or a rule without requires) the provider alone is the requirement.
+		named := &policy.Requirement{Provider: prov, Scopes: scopes}
+		if base == nil || idx < 0 {
+			named.AllowMissing = allowMissing
+			return named, Decision{}, false
+		}
+		return &policy.Requirement{All: []*policy.Requirement{base, named}, AllowMissing: allowMissing}, Decision{}, false
 	}
 	// jwtauthz.scopes adds to the rule's requirement (a rule without one, or no rule, takes
 	// the default: a valid token from any provider); jwtauthz.allow_missing sets it.
-	base := req
 	if base == nil {
 		base = a.policy.Default()
-	}
-	if amSet && !allowMissing {
-		base = base.WithoutAllowMissing()
 	}
 	return &policy.Requirement{Any: []*policy.Requirement{base}, Scopes: scopes, AllowMissing: allowMissing}, Decision{}, false
 }

@@ -170,6 +170,17 @@ func (v *validator) server(s *configv1.Server) {
 		v.file("server.tls.key_file", t.KeyFile)
 		v.file("server.tls.client_ca_file", t.ClientCaFile)
 	}
+	if fa := s.GetForwardAuth(); fa != nil {
+		for _, h := range []struct{ path, name string }{
+			{"server.forward_auth.method_header", fa.MethodHeader},
+			{"server.forward_auth.uri_header", fa.UriHeader},
+			{"server.forward_auth.host_header", fa.HostHeader},
+		} {
+			if h.name != "" && !validHeaderName(strings.ToLower(h.name)) {
+				v.add(h.path, fmt.Sprintf("%q is not a valid header name", h.name))
+			}
+		}
+	}
 	v.duration("server.drain_delay", s.DrainDelay, 0, time.Hour)
 	v.duration("server.drain_timeout", s.DrainTimeout, time.Second, time.Hour)
 }
@@ -267,7 +278,15 @@ func (v *validator) provider(path string, p *configv1.Provider) {
 	}
 	if p.Discovery != nil {
 		sources++
-		v.add(path+".discovery", "OIDC discovery is not supported in this release; use remote_jwks with the issuer's jwks_uri")
+		d := p.Discovery
+		if p.Issuer != "" {
+			v.discoveryIssuer(path+".issuer", p.Issuer, d.AllowInsecureHttp)
+		}
+		v.fetchKnobs(path+".discovery", d.RefreshInterval, d.MinRefreshInterval, d.MaxRefreshInterval, d.KidMissCooldown, d.MaxStale, d.Timeout, d.MaxBytes)
+		v.file(path+".discovery.ca_file", d.CaFile)
+		if d.AllowInsecureHttp {
+			v.warn(path+".discovery.allow_insecure_http", "the discovery document and keys may be fetched over plain HTTP")
+		}
 	}
 	if p.LocalJwks != nil {
 		sources++
@@ -411,6 +430,28 @@ func (v *validator) jwksURI(path, raw string, insecure bool) {
 		v.add(path, "must be https (set allow_insecure_http: true to allow plain http, for local development only)")
 	default:
 		v.add(path, fmt.Sprintf("must be https, got scheme %q", u.Scheme))
+	}
+}
+
+// discoveryIssuer checks that an issuer can be the base of its discovery document
+// (<issuer>/.well-known/openid-configuration, OpenID Connect Discovery 1.0 §4): an https URL,
+// without query or fragment (§3 of the same spec says an issuer has neither).
+func (v *validator) discoveryIssuer(path, raw string, insecure bool) {
+	const why = "discovery reads <issuer>/.well-known/openid-configuration, so the issuer "
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		v.add(path, why+fmt.Sprintf("must be an absolute https URL, got %q", raw))
+	case u.User != nil:
+		v.add(path, why+"must not carry credentials")
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(raw, "#"):
+		v.add(path, why+"must not have a query or a fragment")
+	case u.Scheme == "https":
+	case u.Scheme == "http" && insecure:
+	case u.Scheme == "http":
+		v.add(path, why+"must be https (set discovery.allow_insecure_http: true to allow plain http, for local development only)")
+	default:
+		v.add(path, why+fmt.Sprintf("must be https, got scheme %q", u.Scheme))
 	}
 }
 

@@ -23,12 +23,18 @@ type Decider interface {
 // Options configure a Handler.
 type Options struct {
 	Logger *slog.Logger
+	// MethodHeader, URIHeader and HostHeader name the headers that carry the original
+	// request's method, URI and host (server.forward_auth). Empty: the request line and Host,
+	// which no client header can change. Name one only when the proxy in front always
+	// overwrites it (nginx proxy_set_header, Caddy, Traefik): rules match on these values.
+	MethodHeader, URIHeader, HostHeader string
 }
 
 // Handler answers forward-auth requests.
 type Handler struct {
 	d   Decider
 	log *slog.Logger
+	o   Options
 }
 
 // New returns a Handler answering with d.
@@ -36,7 +42,7 @@ func New(d Decider, o Options) *Handler {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Handler{d: d, log: o.Logger}
+	return &Handler{d: d, log: o.Logger, o: o}
 }
 
 // HeadersToRemove is Envoy's http_service header naming the upstream headers to strip.
@@ -44,19 +50,20 @@ const HeadersToRemove = "x-envoy-auth-headers-to-remove"
 
 // ServeHTTP answers one check. The request body is never read.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	d := h.d.Decide(r.Context(), Request(r))
+	d := h.d.Decide(r.Context(), h.Request(r))
 	if r.Context().Err() != nil {
-		// The proxy gave up; nothing useful can be written, and never an allow.
-		return
+		// The client went away (or half-closed) mid-check. Returning without writing would
+		// make net/http send an empty 200, which a proxy reads as an allow: abort the
+		// response instead, so the proxy sees an error and fails closed.
+		panic(http.ErrAbortHandler)
 	}
 	Write(w, d)
 }
 
-// Request translates an HTTP check request. The original method and URI come from the
-// headers proxies set for forward auth (X-Forwarded-Method / X-Forwarded-Uri from Caddy and
-// Traefik, X-Original-Method / X-Original-URI by nginx convention) and otherwise from the
-// request line, which is what Envoy's http_service sends.
-func Request(r *http.Request) *authz.Request {
+// Request translates an HTTP check request. The original method, URI and host come from the
+// configured headers when set and present, and otherwise from the request line and Host, which
+// is what Envoy's http_service sends.
+func (h *Handler) Request(r *http.Request) *authz.Request {
 	req := &authz.Request{
 		Transport: "http",
 		Method:    r.Method,
@@ -66,13 +73,13 @@ func Request(r *http.Request) *authz.Request {
 	for k, v := range r.Header {
 		req.Headers[strings.ToLower(k)] = v
 	}
-	if m := firstOf(r.Header, "X-Forwarded-Method", "X-Original-Method"); m != "" {
+	if m := headerValue(r.Header, h.o.MethodHeader); m != "" {
 		req.Method = m
 	}
-	if hst := r.Header.Get("X-Forwarded-Host"); hst != "" {
+	if hst := headerValue(r.Header, h.o.HostHeader); hst != "" {
 		req.Host = hst
 	}
-	uri := firstOf(r.Header, "X-Forwarded-Uri", "X-Original-Uri")
+	uri := headerValue(r.Header, h.o.URIHeader)
 	if uri == "" {
 		uri = r.URL.RequestURI()
 	}
@@ -84,13 +91,12 @@ func Request(r *http.Request) *authz.Request {
 	return req
 }
 
-func firstOf(h http.Header, names ...string) string {
-	for _, n := range names {
-		if v := h.Get(n); v != "" {
-			return v
-		}
+// headerValue reads a configured header; "" when unconfigured or absent.
+func headerValue(h http.Header, name string) string {
+	if name == "" {
+		return ""
 	}
-	return ""
+	return h.Get(name)
 }
 
 // Write renders a Decision (contract.md "Decisions on the wire", HTTP form).

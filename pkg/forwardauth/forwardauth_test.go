@@ -24,6 +24,16 @@ var now = time.Unix(1_800_000_000, 0)
 
 func setup(t *testing.T, keys token.KeySource) (*authz.Authorizer, *devissuer.Issuer) {
 	t.Helper()
+	return setupWith(t, keys, false)
+}
+
+func setupCORS(t *testing.T) (*authz.Authorizer, *devissuer.Issuer) {
+	t.Helper()
+	return setupWith(t, nil, true)
+}
+
+func setupWith(t *testing.T, keys token.KeySource, cors bool) (*authz.Authorizer, *devissuer.Issuer) {
+	t.Helper()
 	iss, err := devissuer.New(devissuer.Options{Issuer: "https://issuer.example.com", Audience: "api", Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +53,7 @@ func setup(t *testing.T, keys token.KeySource) (*authz.Authorizer, *devissuer.Is
 		t.Fatal(err)
 	}
 	a, err := authz.New(authz.Options{
-		Realm: "r", Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+		Realm: "r", Verifier: v, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }, CORSPreflight: cors,
 		Providers: []authz.Provider{{
 			Name:           "idp",
 			Sources:        []token.Source{{Kind: token.FromHeader, Name: "authorization", Prefix: "Bearer "}, {Kind: token.FromParam, Name: "access_token"}},
@@ -188,42 +198,72 @@ func TestKeysUnavailable503BothDoors(t *testing.T) {
 	}
 }
 
-// TestForwardedURI: nginx and Caddy send the original request in headers, not the request line.
+// TestForwardedURI: nginx, Caddy and Traefik send the original request in headers; they are
+// read only when configured, so that a client cannot pick a rule with its own headers.
 func TestForwardedURI(t *testing.T) {
-	r := httptest.NewRequest("GET", "/auth", nil)
-	r.Header.Set("X-Forwarded-Method", "DELETE")
-	r.Header.Set("X-Forwarded-Uri", "/admin/users?id=7")
-	r.Header.Set("X-Forwarded-Host", "api.example.com")
-	r.Header.Set("X-Request-Id", "rid")
-	req := forwardauth.Request(r)
-	if req.Method != "DELETE" || req.Path != "/admin/users" || req.Query != "id=7" || req.Host != "api.example.com" || req.RequestID != "rid" || req.Transport != "http" {
-		t.Fatalf("%+v", req)
+	spoofed := func() *http.Request {
+		r := httptest.NewRequest("GET", "/admin/users?id=7", nil)
+		r.Header.Set("X-Forwarded-Method", "OPTIONS")
+		r.Header.Set("X-Forwarded-Uri", "/public")
+		r.Header.Set("X-Forwarded-Host", "other.example.com")
+		r.Header.Set("X-Request-Id", "rid")
+		r.Host = "api.example.com"
+		return r
 	}
-	r = httptest.NewRequest("PUT", "/v1/x?y=1", nil)
+	req := forwardauth.New(nil, forwardauth.Options{}).Request(spoofed())
+	if req.Method != "GET" || req.Path != "/admin/users" || req.Query != "id=7" || req.Host != "api.example.com" || req.RequestID != "rid" || req.Transport != "http" {
+		t.Fatalf("unconfigured headers changed the request: %+v", req)
+	}
+	caddy := forwardauth.New(nil, forwardauth.Options{MethodHeader: "X-Forwarded-Method", URIHeader: "X-Forwarded-Uri", HostHeader: "X-Forwarded-Host"})
+	req = caddy.Request(spoofed())
+	if req.Method != "OPTIONS" || req.Path != "/public" || req.Query != "" || req.Host != "other.example.com" {
+		t.Fatalf("configured headers not read: %+v", req)
+	}
+	nginx := forwardauth.New(nil, forwardauth.Options{URIHeader: "X-Original-URI"})
+	r := httptest.NewRequest("PUT", "/auth", nil)
 	r.Header.Set("X-Original-Uri", "/orig?z=2")
-	if req := forwardauth.Request(r); req.Method != "PUT" || req.Path != "/orig" || req.Query != "z=2" {
+	r.Header.Set("X-Forwarded-Uri", "/public") // a client's header, not configured: ignored
+	if req := nginx.Request(r); req.Method != "PUT" || req.Path != "/orig" || req.Query != "z=2" {
 		t.Fatalf("%+v", req)
 	}
 	r = httptest.NewRequest("PATCH", "/plain?q=1", nil)
-	if req := forwardauth.Request(r); req.Method != "PATCH" || req.Path != "/plain" || req.Query != "q=1" {
-		t.Fatalf("%+v", req)
+	if req := nginx.Request(r); req.Method != "PATCH" || req.Path != "/plain" || req.Query != "q=1" {
+		t.Fatalf("configured header absent: %+v", req)
 	}
 }
 
-// TestCancelledRequestWritesNothing: a proxy that gave up never gets a late allow.
-func TestCancelledRequestWritesNothing(t *testing.T) {
-	a, iss := setup(t, nil)
-	tok, _ := iss.Mint(devissuer.TokenRequest{Sub: "alice"})
+// TestSpoofedPreflightDenied: with cors_preflight on, a client's X-Forwarded-Method: OPTIONS
+// must not turn its GET into a token-less preflight (attack finding F1).
+func TestSpoofedPreflightDenied(t *testing.T) {
+	a, _ := setupCORS(t)
+	req := httptest.NewRequest("GET", "/admin", nil)
+	req.Header.Set("X-Forwarded-Method", "OPTIONS")
+	req.Header.Set("Origin", "https://evil.example")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	rec := httptest.NewRecorder()
+	forwardauth.New(a, forwardauth.Options{}).ServeHTTP(rec, req)
+	if rec.Code != 401 {
+		t.Fatalf("spoofed preflight got %d, want 401", rec.Code)
+	}
+}
+
+// TestCancelledRequestAborts: a client that went away mid-check gets no response at all
+// (http.ErrAbortHandler), never net/http's implicit empty 200, which a proxy would read as an
+// allow (attack finding F2).
+func TestCancelledRequestAborts(t *testing.T) {
+	a, _ := setup(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	req := httptest.NewRequest("GET", "/", nil).WithContext(ctx)
-	req.Header.Set("Authorization", "Bearer "+tok)
 	rec := httptest.NewRecorder()
+	defer func() {
+		if r := recover(); r != http.ErrAbortHandler {
+			t.Fatalf("recovered %v, want http.ErrAbortHandler", r)
+		}
+		if rec.Code != 200 || rec.Body.Len() != 0 || len(rec.Header()) != 0 {
+			t.Fatalf("something was written: %d %v", rec.Code, rec.Header())
+		}
+	}()
 	forwardauth.New(a, forwardauth.Options{}).ServeHTTP(rec, req)
-	if rec.Header().Get("x-user-id") != "" || rec.Code == http.StatusOK && rec.Body.Len() > 0 {
-		t.Fatalf("cancelled request got %d %v", rec.Code, rec.Header())
-	}
-	if rec.Header().Get("x-user-id") != "" {
-		t.Fatal("identity leaked on a cancelled request")
-	}
+	t.Fatal("ServeHTTP returned normally on a cancelled request")
 }

@@ -161,6 +161,7 @@ type Server struct {
 	DrainDelay    *durationpb.Duration   `protobuf:"bytes,5,opt,name=drain_delay,json=drainDelay,proto3" json:"drain_delay,omitempty"`       // default 2s
 	DrainTimeout  *durationpb.Duration   `protobuf:"bytes,6,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"` // default 10s
 	Pprof         bool                   `protobuf:"varint,7,opt,name=pprof,proto3" json:"pprof,omitempty"`
+	ForwardAuth   *ForwardAuth           `protobuf:"bytes,8,opt,name=forward_auth,json=forwardAuth,proto3" json:"forward_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +245,79 @@ func (x *Server) GetPprof() bool {
 	return false
 }
 
+func (x *Server) GetForwardAuth() *ForwardAuth {
+	if x != nil {
+		return x.ForwardAuth
+	}
+	return nil
+}
+
+// How the HTTP forward-auth listener learns the original request. A forward-auth subrequest
+// from nginx, Caddy or Traefik carries the original method, URI and host in headers the proxy
+// sets; Envoy's http_service sends them in the request line. Unset (the default): the request
+// line and Host are used, and no header can change what the rules see. Name a header only when
+// the proxy in front always overwrites it: otherwise a client could send its own value and pick
+// a public rule.
+type ForwardAuth struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	MethodHeader  string                 `protobuf:"bytes,1,opt,name=method_header,json=methodHeader,proto3" json:"method_header,omitempty"` // e.g. X-Forwarded-Method (Caddy, Traefik)
+	UriHeader     string                 `protobuf:"bytes,2,opt,name=uri_header,json=uriHeader,proto3" json:"uri_header,omitempty"`          // e.g. X-Forwarded-Uri (Caddy, Traefik), X-Original-URI (nginx)
+	HostHeader    string                 `protobuf:"bytes,3,opt,name=host_header,json=hostHeader,proto3" json:"host_header,omitempty"`       // e.g. X-Forwarded-Host
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardAuth) Reset() {
+	*x = ForwardAuth{}
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardAuth) ProtoMessage() {}
+
+func (x *ForwardAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardAuth.ProtoReflect.Descriptor instead.
+func (*ForwardAuth) Descriptor() ([]byte, []int) {
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ForwardAuth) GetMethodHeader() string {
+	if x != nil {
+		return x.MethodHeader
+	}
+	return ""
+}
+
+func (x *ForwardAuth) GetUriHeader() string {
+	if x != nil {
+		return x.UriHeader
+	}
+	return ""
+}
+
+func (x *ForwardAuth) GetHostHeader() string {
+	if x != nil {
+		return x.HostHeader
+	}
+	return ""
+}
+
 type Tls struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	CertFile string                 `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
@@ -256,7 +330,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[2]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -268,7 +342,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[2]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -281,7 +355,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -315,7 +389,7 @@ type TokenCache struct {
 
 func (x *TokenCache) Reset() {
 	*x = TokenCache{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[3]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -327,7 +401,7 @@ func (x *TokenCache) String() string {
 func (*TokenCache) ProtoMessage() {}
 
 func (x *TokenCache) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[3]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -340,7 +414,7 @@ func (x *TokenCache) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenCache.ProtoReflect.Descriptor instead.
 func (*TokenCache) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TokenCache) GetEnabled() bool {
@@ -368,7 +442,7 @@ type Logging struct {
 
 func (x *Logging) Reset() {
 	*x = Logging{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +454,7 @@ func (x *Logging) String() string {
 func (*Logging) ProtoMessage() {}
 
 func (x *Logging) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[4]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +467,7 @@ func (x *Logging) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Logging.ProtoReflect.Descriptor instead.
 func (*Logging) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Logging) GetLevel() string {
@@ -427,7 +501,7 @@ type Tracing struct {
 
 func (x *Tracing) Reset() {
 	*x = Tracing{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -439,7 +513,7 @@ func (x *Tracing) String() string {
 func (*Tracing) ProtoMessage() {}
 
 func (x *Tracing) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[5]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -452,7 +526,7 @@ func (x *Tracing) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracing.ProtoReflect.Descriptor instead.
 func (*Tracing) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Tracing) GetOtlpEndpoint() string {
@@ -501,7 +575,7 @@ type Provider struct {
 
 func (x *Provider) Reset() {
 	*x = Provider{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +587,7 @@ func (x *Provider) String() string {
 func (*Provider) ProtoMessage() {}
 
 func (x *Provider) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[6]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +600,7 @@ func (x *Provider) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Provider.ProtoReflect.Descriptor instead.
 func (*Provider) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Provider) GetIssuer() string {
@@ -673,7 +747,7 @@ type RemoteJwks struct {
 
 func (x *RemoteJwks) Reset() {
 	*x = RemoteJwks{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +759,7 @@ func (x *RemoteJwks) String() string {
 func (*RemoteJwks) ProtoMessage() {}
 
 func (x *RemoteJwks) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[7]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +772,7 @@ func (x *RemoteJwks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoteJwks.ProtoReflect.Descriptor instead.
 func (*RemoteJwks) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RemoteJwks) GetUri() string {
@@ -790,7 +864,7 @@ type Discovery struct {
 
 func (x *Discovery) Reset() {
 	*x = Discovery{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +876,7 @@ func (x *Discovery) String() string {
 func (*Discovery) ProtoMessage() {}
 
 func (x *Discovery) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[8]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +889,7 @@ func (x *Discovery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Discovery.ProtoReflect.Descriptor instead.
 func (*Discovery) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Discovery) GetRefreshInterval() *durationpb.Duration {
@@ -893,7 +967,7 @@ type LocalJwks struct {
 
 func (x *LocalJwks) Reset() {
 	*x = LocalJwks{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -905,7 +979,7 @@ func (x *LocalJwks) String() string {
 func (*LocalJwks) ProtoMessage() {}
 
 func (x *LocalJwks) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[9]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -918,7 +992,7 @@ func (x *LocalJwks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LocalJwks.ProtoReflect.Descriptor instead.
 func (*LocalJwks) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LocalJwks) GetInline() string {
@@ -946,7 +1020,7 @@ type HeaderSource struct {
 
 func (x *HeaderSource) Reset() {
 	*x = HeaderSource{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -958,7 +1032,7 @@ func (x *HeaderSource) String() string {
 func (*HeaderSource) ProtoMessage() {}
 
 func (x *HeaderSource) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[10]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -971,7 +1045,7 @@ func (x *HeaderSource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeaderSource.ProtoReflect.Descriptor instead.
 func (*HeaderSource) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *HeaderSource) GetName() string {
@@ -998,7 +1072,7 @@ type ClaimToHeader struct {
 
 func (x *ClaimToHeader) Reset() {
 	*x = ClaimToHeader{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1010,7 +1084,7 @@ func (x *ClaimToHeader) String() string {
 func (*ClaimToHeader) ProtoMessage() {}
 
 func (x *ClaimToHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[11]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1023,7 +1097,7 @@ func (x *ClaimToHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimToHeader.ProtoReflect.Descriptor instead.
 func (*ClaimToHeader) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ClaimToHeader) GetClaim() string {
@@ -1051,7 +1125,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1137,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[12]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1150,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Rule) GetMatch() *RouteMatch {
@@ -1107,7 +1181,7 @@ type RouteMatch struct {
 
 func (x *RouteMatch) Reset() {
 	*x = RouteMatch{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1193,7 @@ func (x *RouteMatch) String() string {
 func (*RouteMatch) ProtoMessage() {}
 
 func (x *RouteMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[13]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1206,7 @@ func (x *RouteMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteMatch.ProtoReflect.Descriptor instead.
 func (*RouteMatch) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RouteMatch) GetPrefix() string {
@@ -1191,7 +1265,7 @@ type Requirement struct {
 
 func (x *Requirement) Reset() {
 	*x = Requirement{}
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1277,7 @@ func (x *Requirement) String() string {
 func (*Requirement) ProtoMessage() {}
 
 func (x *Requirement) ProtoReflect() protoreflect.Message {
-	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[14]
+	mi := &file_jwtauthz_config_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1290,7 @@ func (x *Requirement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Requirement.ProtoReflect.Descriptor instead.
 func (*Requirement) Descriptor() ([]byte, []int) {
-	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_jwtauthz_config_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Requirement) GetProvider() string {
@@ -1282,7 +1356,7 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\x0eProvidersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
 	"\x05value\x18\x02 \x01(\v2\x1c.jwtauthz.config.v1.ProviderR\x05value:\x028\x01B\x12\n" +
-	"\x10_max_token_bytes\"\xf3\x02\n" +
+	"\x10_max_token_bytes\"\xb7\x03\n" +
 	"\x06Server\x12&\n" +
 	"\fgrpc_address\x18\x01 \x01(\tH\x00R\vgrpcAddress\x88\x01\x01\x12&\n" +
 	"\fhttp_address\x18\x02 \x01(\tH\x01R\vhttpAddress\x88\x01\x01\x12(\n" +
@@ -1291,10 +1365,17 @@ const file_jwtauthz_config_v1_config_proto_rawDesc = "" +
 	"\vdrain_delay\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\n" +
 	"drainDelay\x12>\n" +
 	"\rdrain_timeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\fdrainTimeout\x12\x14\n" +
-	"\x05pprof\x18\a \x01(\bR\x05pprofB\x0f\n" +
+	"\x05pprof\x18\a \x01(\bR\x05pprof\x12B\n" +
+	"\fforward_auth\x18\b \x01(\v2\x1f.jwtauthz.config.v1.ForwardAuthR\vforwardAuthB\x0f\n" +
 	"\r_grpc_addressB\x0f\n" +
 	"\r_http_addressB\x10\n" +
-	"\x0e_admin_address\"c\n" +
+	"\x0e_admin_address\"r\n" +
+	"\vForwardAuth\x12#\n" +
+	"\rmethod_header\x18\x01 \x01(\tR\fmethodHeader\x12\x1d\n" +
+	"\n" +
+	"uri_header\x18\x02 \x01(\tR\turiHeader\x12\x1f\n" +
+	"\vhost_header\x18\x03 \x01(\tR\n" +
+	"hostHeader\"c\n" +
 	"\x03Tls\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
@@ -1410,69 +1491,71 @@ func file_jwtauthz_config_v1_config_proto_rawDescGZIP() []byte {
 	return file_jwtauthz_config_v1_config_proto_rawDescData
 }
 
-var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_jwtauthz_config_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_jwtauthz_config_v1_config_proto_goTypes = []any{
 	(*Config)(nil),              // 0: jwtauthz.config.v1.Config
 	(*Server)(nil),              // 1: jwtauthz.config.v1.Server
-	(*Tls)(nil),                 // 2: jwtauthz.config.v1.Tls
-	(*TokenCache)(nil),          // 3: jwtauthz.config.v1.TokenCache
-	(*Logging)(nil),             // 4: jwtauthz.config.v1.Logging
-	(*Tracing)(nil),             // 5: jwtauthz.config.v1.Tracing
-	(*Provider)(nil),            // 6: jwtauthz.config.v1.Provider
-	(*RemoteJwks)(nil),          // 7: jwtauthz.config.v1.RemoteJwks
-	(*Discovery)(nil),           // 8: jwtauthz.config.v1.Discovery
-	(*LocalJwks)(nil),           // 9: jwtauthz.config.v1.LocalJwks
-	(*HeaderSource)(nil),        // 10: jwtauthz.config.v1.HeaderSource
-	(*ClaimToHeader)(nil),       // 11: jwtauthz.config.v1.ClaimToHeader
-	(*Rule)(nil),                // 12: jwtauthz.config.v1.Rule
-	(*RouteMatch)(nil),          // 13: jwtauthz.config.v1.RouteMatch
-	(*Requirement)(nil),         // 14: jwtauthz.config.v1.Requirement
-	nil,                         // 15: jwtauthz.config.v1.Config.ProvidersEntry
-	nil,                         // 16: jwtauthz.config.v1.Requirement.ClaimsEntry
-	(*durationpb.Duration)(nil), // 17: google.protobuf.Duration
-	(*structpb.ListValue)(nil),  // 18: google.protobuf.ListValue
+	(*ForwardAuth)(nil),         // 2: jwtauthz.config.v1.ForwardAuth
+	(*Tls)(nil),                 // 3: jwtauthz.config.v1.Tls
+	(*TokenCache)(nil),          // 4: jwtauthz.config.v1.TokenCache
+	(*Logging)(nil),             // 5: jwtauthz.config.v1.Logging
+	(*Tracing)(nil),             // 6: jwtauthz.config.v1.Tracing
+	(*Provider)(nil),            // 7: jwtauthz.config.v1.Provider
+	(*RemoteJwks)(nil),          // 8: jwtauthz.config.v1.RemoteJwks
+	(*Discovery)(nil),           // 9: jwtauthz.config.v1.Discovery
+	(*LocalJwks)(nil),           // 10: jwtauthz.config.v1.LocalJwks
+	(*HeaderSource)(nil),        // 11: jwtauthz.config.v1.HeaderSource
+	(*ClaimToHeader)(nil),       // 12: jwtauthz.config.v1.ClaimToHeader
+	(*Rule)(nil),                // 13: jwtauthz.config.v1.Rule
+	(*RouteMatch)(nil),          // 14: jwtauthz.config.v1.RouteMatch
+	(*Requirement)(nil),         // 15: jwtauthz.config.v1.Requirement
+	nil,                         // 16: jwtauthz.config.v1.Config.ProvidersEntry
+	nil,                         // 17: jwtauthz.config.v1.Requirement.ClaimsEntry
+	(*durationpb.Duration)(nil), // 18: google.protobuf.Duration
+	(*structpb.ListValue)(nil),  // 19: google.protobuf.ListValue
 }
 var file_jwtauthz_config_v1_config_proto_depIdxs = []int32{
 	1,  // 0: jwtauthz.config.v1.Config.server:type_name -> jwtauthz.config.v1.Server
-	3,  // 1: jwtauthz.config.v1.Config.token_cache:type_name -> jwtauthz.config.v1.TokenCache
-	4,  // 2: jwtauthz.config.v1.Config.logging:type_name -> jwtauthz.config.v1.Logging
-	5,  // 3: jwtauthz.config.v1.Config.tracing:type_name -> jwtauthz.config.v1.Tracing
-	15, // 4: jwtauthz.config.v1.Config.providers:type_name -> jwtauthz.config.v1.Config.ProvidersEntry
-	12, // 5: jwtauthz.config.v1.Config.rules:type_name -> jwtauthz.config.v1.Rule
-	2,  // 6: jwtauthz.config.v1.Server.tls:type_name -> jwtauthz.config.v1.Tls
-	17, // 7: jwtauthz.config.v1.Server.drain_delay:type_name -> google.protobuf.Duration
-	17, // 8: jwtauthz.config.v1.Server.drain_timeout:type_name -> google.protobuf.Duration
-	7,  // 9: jwtauthz.config.v1.Provider.remote_jwks:type_name -> jwtauthz.config.v1.RemoteJwks
-	8,  // 10: jwtauthz.config.v1.Provider.discovery:type_name -> jwtauthz.config.v1.Discovery
-	9,  // 11: jwtauthz.config.v1.Provider.local_jwks:type_name -> jwtauthz.config.v1.LocalJwks
-	17, // 12: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
-	17, // 13: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
-	10, // 14: jwtauthz.config.v1.Provider.from_headers:type_name -> jwtauthz.config.v1.HeaderSource
-	11, // 15: jwtauthz.config.v1.Provider.claim_to_headers:type_name -> jwtauthz.config.v1.ClaimToHeader
-	17, // 16: jwtauthz.config.v1.RemoteJwks.refresh_interval:type_name -> google.protobuf.Duration
-	17, // 17: jwtauthz.config.v1.RemoteJwks.min_refresh_interval:type_name -> google.protobuf.Duration
-	17, // 18: jwtauthz.config.v1.RemoteJwks.max_refresh_interval:type_name -> google.protobuf.Duration
-	17, // 19: jwtauthz.config.v1.RemoteJwks.kid_miss_cooldown:type_name -> google.protobuf.Duration
-	17, // 20: jwtauthz.config.v1.RemoteJwks.max_stale:type_name -> google.protobuf.Duration
-	17, // 21: jwtauthz.config.v1.RemoteJwks.timeout:type_name -> google.protobuf.Duration
-	17, // 22: jwtauthz.config.v1.Discovery.refresh_interval:type_name -> google.protobuf.Duration
-	17, // 23: jwtauthz.config.v1.Discovery.min_refresh_interval:type_name -> google.protobuf.Duration
-	17, // 24: jwtauthz.config.v1.Discovery.max_refresh_interval:type_name -> google.protobuf.Duration
-	17, // 25: jwtauthz.config.v1.Discovery.kid_miss_cooldown:type_name -> google.protobuf.Duration
-	17, // 26: jwtauthz.config.v1.Discovery.max_stale:type_name -> google.protobuf.Duration
-	17, // 27: jwtauthz.config.v1.Discovery.timeout:type_name -> google.protobuf.Duration
-	13, // 28: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.RouteMatch
-	14, // 29: jwtauthz.config.v1.Rule.requires:type_name -> jwtauthz.config.v1.Requirement
-	14, // 30: jwtauthz.config.v1.Requirement.any:type_name -> jwtauthz.config.v1.Requirement
-	14, // 31: jwtauthz.config.v1.Requirement.all:type_name -> jwtauthz.config.v1.Requirement
-	16, // 32: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.Requirement.ClaimsEntry
-	6,  // 33: jwtauthz.config.v1.Config.ProvidersEntry.value:type_name -> jwtauthz.config.v1.Provider
-	18, // 34: jwtauthz.config.v1.Requirement.ClaimsEntry.value:type_name -> google.protobuf.ListValue
-	35, // [35:35] is the sub-list for method output_type
-	35, // [35:35] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	4,  // 1: jwtauthz.config.v1.Config.token_cache:type_name -> jwtauthz.config.v1.TokenCache
+	5,  // 2: jwtauthz.config.v1.Config.logging:type_name -> jwtauthz.config.v1.Logging
+	6,  // 3: jwtauthz.config.v1.Config.tracing:type_name -> jwtauthz.config.v1.Tracing
+	16, // 4: jwtauthz.config.v1.Config.providers:type_name -> jwtauthz.config.v1.Config.ProvidersEntry
+	13, // 5: jwtauthz.config.v1.Config.rules:type_name -> jwtauthz.config.v1.Rule
+	3,  // 6: jwtauthz.config.v1.Server.tls:type_name -> jwtauthz.config.v1.Tls
+	18, // 7: jwtauthz.config.v1.Server.drain_delay:type_name -> google.protobuf.Duration
+	18, // 8: jwtauthz.config.v1.Server.drain_timeout:type_name -> google.protobuf.Duration
+	2,  // 9: jwtauthz.config.v1.Server.forward_auth:type_name -> jwtauthz.config.v1.ForwardAuth
+	8,  // 10: jwtauthz.config.v1.Provider.remote_jwks:type_name -> jwtauthz.config.v1.RemoteJwks
+	9,  // 11: jwtauthz.config.v1.Provider.discovery:type_name -> jwtauthz.config.v1.Discovery
+	10, // 12: jwtauthz.config.v1.Provider.local_jwks:type_name -> jwtauthz.config.v1.LocalJwks
+	18, // 13: jwtauthz.config.v1.Provider.clock_skew:type_name -> google.protobuf.Duration
+	18, // 14: jwtauthz.config.v1.Provider.max_lifetime:type_name -> google.protobuf.Duration
+	11, // 15: jwtauthz.config.v1.Provider.from_headers:type_name -> jwtauthz.config.v1.HeaderSource
+	12, // 16: jwtauthz.config.v1.Provider.claim_to_headers:type_name -> jwtauthz.config.v1.ClaimToHeader
+	18, // 17: jwtauthz.config.v1.RemoteJwks.refresh_interval:type_name -> google.protobuf.Duration
+	18, // 18: jwtauthz.config.v1.RemoteJwks.min_refresh_interval:type_name -> google.protobuf.Duration
+	18, // 19: jwtauthz.config.v1.RemoteJwks.max_refresh_interval:type_name -> google.protobuf.Duration
+	18, // 20: jwtauthz.config.v1.RemoteJwks.kid_miss_cooldown:type_name -> google.protobuf.Duration
+	18, // 21: jwtauthz.config.v1.RemoteJwks.max_stale:type_name -> google.protobuf.Duration
+	18, // 22: jwtauthz.config.v1.RemoteJwks.timeout:type_name -> google.protobuf.Duration
+	18, // 23: jwtauthz.config.v1.Discovery.refresh_interval:type_name -> google.protobuf.Duration
+	18, // 24: jwtauthz.config.v1.Discovery.min_refresh_interval:type_name -> google.protobuf.Duration
+	18, // 25: jwtauthz.config.v1.Discovery.max_refresh_interval:type_name -> google.protobuf.Duration
+	18, // 26: jwtauthz.config.v1.Discovery.kid_miss_cooldown:type_name -> google.protobuf.Duration
+	18, // 27: jwtauthz.config.v1.Discovery.max_stale:type_name -> google.protobuf.Duration
+	18, // 28: jwtauthz.config.v1.Discovery.timeout:type_name -> google.protobuf.Duration
+	14, // 29: jwtauthz.config.v1.Rule.match:type_name -> jwtauthz.config.v1.RouteMatch
+	15, // 30: jwtauthz.config.v1.Rule.requires:type_name -> jwtauthz.config.v1.Requirement
+	15, // 31: jwtauthz.config.v1.Requirement.any:type_name -> jwtauthz.config.v1.Requirement
+	15, // 32: jwtauthz.config.v1.Requirement.all:type_name -> jwtauthz.config.v1.Requirement
+	17, // 33: jwtauthz.config.v1.Requirement.claims:type_name -> jwtauthz.config.v1.Requirement.ClaimsEntry
+	7,  // 34: jwtauthz.config.v1.Config.ProvidersEntry.value:type_name -> jwtauthz.config.v1.Provider
+	19, // 35: jwtauthz.config.v1.Requirement.ClaimsEntry.value:type_name -> google.protobuf.ListValue
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_jwtauthz_config_v1_config_proto_init() }
@@ -1482,16 +1565,16 @@ func file_jwtauthz_config_v1_config_proto_init() {
 	}
 	file_jwtauthz_config_v1_config_proto_msgTypes[0].OneofWrappers = []any{}
 	file_jwtauthz_config_v1_config_proto_msgTypes[1].OneofWrappers = []any{}
-	file_jwtauthz_config_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
 	file_jwtauthz_config_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
 	file_jwtauthz_config_v1_config_proto_msgTypes[5].OneofWrappers = []any{}
+	file_jwtauthz_config_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_jwtauthz_config_v1_config_proto_rawDesc), len(file_jwtauthz_config_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
