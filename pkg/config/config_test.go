@@ -127,7 +127,9 @@ func TestInvalidKeyLines(t *testing.T) {
 		{"rules", "rules[1].match: safe_regex: error parsing regexp: missing closing ]: `[0-9+/orders$`"},
 		{"rules", `rules[4].requires.provider: unknown provider "auth0"`},
 		{"rules", `warning: rules[6]: unreachable: rules[4] matches every request first`},
-		{"discovery", `providers.zuplo.discovery: OIDC discovery is not supported in this release; use remote_jwks with the issuer's jwks_uri`},
+		{"discovery", `providers.plain.issuer: discovery reads <issuer>/.well-known/openid-configuration, so the issuer must be https (set discovery.allow_insecure_http: true to allow plain http, for local development only)`},
+		{"discovery", `providers.query.issuer: discovery reads <issuer>/.well-known/openid-configuration, so the issuer must not have a query or a fragment`},
+		{"discovery", `providers.query.discovery.min_refresh_interval: must not exceed max_refresh_interval`},
 		{"tracing", `tracing.otlp_endpoint: tracing is not supported in this release; leave it empty`},
 		{"duplicate_keys", `not valid YAML: line 7: key "issuer" already set in map (duplicate keys are not allowed)`},
 		{"duplicate_keys", `not valid YAML: line 9: key "realm" already set in map (duplicate keys are not allowed)`},
@@ -416,6 +418,24 @@ func TestShadowWarns(t *testing.T) {
 	}
 	if got, want := warnings.Error(), "warning: shadow: every request is allowed; denies are only logged and counted"; got != want {
 		t.Errorf("warnings = %q, want %q", got, want)
+	}
+}
+
+// TestValidDiscovery: discovery is a key source with remote_jwks's knobs and defaults, and an
+// http issuer is accepted only with allow_insecure_http, as a warning.
+func TestValidDiscovery(t *testing.T) {
+	cfg, warnings := loadFixture(t, "discovery.yaml")
+	want := "warning: providers.local.discovery.allow_insecure_http: the discovery document and keys may be fetched over plain HTTP"
+	if got := warnings.Error(); got != want {
+		t.Errorf("warnings:\n%s\nwant\n%s", got, want)
+	}
+	d := cfg.Providers["okta"].GetDiscovery()
+	if d.GetKidMissCooldown().AsDuration() != 30*time.Second || d.GetMaxStale().AsDuration() != 12*time.Hour {
+		t.Errorf("knobs not kept: %v", d)
+	}
+	if d.GetRefreshInterval().AsDuration() != DefaultRefreshInterval || d.GetMinRefreshInterval().AsDuration() != DefaultMinRefreshInterval ||
+		d.GetTimeout().AsDuration() != DefaultFetchTimeout || d.GetMaxBytes() != DefaultMaxBytes {
+		t.Errorf("defaults not applied: %v", d)
 	}
 }
 

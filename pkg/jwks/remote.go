@@ -26,6 +26,13 @@ var (
 	ErrTooLarge   = errors.New("jwks: response larger than max_bytes")
 )
 
+// Fetch results, the result label of jwtauthz_jwks_fetches_total.
+const (
+	ResultOK          = "ok"
+	ResultError       = "error"
+	ResultNotModified = "not_modified"
+)
+
 // KIDWait bounds how long a check waits for an unknown-kid fetch it started or joined (J16).
 const KIDWait = 2 * time.Second
 
@@ -63,13 +70,29 @@ type RemoteOptions struct {
 	OnFetch func(FetchResult)
 }
 
-// FetchResult describes one fetch attempt.
+// FetchResult describes one fetch attempt (or, for a File, one read of the file).
 type FetchResult struct {
 	Provider string
 	Err      error // nil on success
-	Keys     int   // usable keys installed (success only)
-	Skipped  []Skip
-	Trigger  string // "schedule" or "kid"
+	// NotModified: the IdP answered 304 to our If-None-Match (J15). A success: the set held is
+	// confirmed current, and its age starts again from zero.
+	NotModified bool
+	Keys        int // usable keys in the set now installed (success only)
+	Skipped     []Skip
+	Trigger     string // "schedule", "kid", or for a File "start" and "change"
+	URI         string // the JWKS URL asked (a discovery source finds it in the discovery document)
+	ContentType string // as the IdP sent it; logged, never enforced (J6)
+}
+
+// Result is the metric label of the attempt: ResultOK, ResultNotModified or ResultError.
+func (f FetchResult) Result() string {
+	switch {
+	case f.Err != nil:
+		return ResultError
+	case f.NotModified:
+		return ResultNotModified
+	}
+	return ResultOK
 }
 
 // Remote is a provider's key set fetched from a JWKS URL: fetched at start with backoff, refreshed
@@ -86,10 +109,17 @@ type Remote struct {
 	nextAttempt time.Time // no attempt (scheduled or kid-triggered) before this, after a failure
 	nextRefresh time.Time // the scheduled refresh
 	stopped     bool      // Run has returned: no new fetch may start (it would have no owner)
+	// etag is the validator of the installed set's response, sent back as If-None-Match (J15);
+	// etagURI is the URL that answered it (discovery may move the JWKS).
+	etag, etagURI string
 	// wake tells Run that a fetch it did not wait for (kid-triggered) moved the schedule.
 	wake chan struct{}
 	// runCtx is Run's context, the parent of every fetch, so that ending Run cancels them.
 	runCtx context.Context
+
+	// locate, when set, resolves the JWKS URL before each attempt (a Discovery source). It gets
+	// the number of consecutive failed attempts so far.
+	locate func(ctx context.Context, failures int) (string, error)
 
 	// scheduled, when set (tests only), is called each time Run starts waiting, with the wait.
 	scheduled func(wait time.Duration)
@@ -106,11 +136,35 @@ type call struct {
 	finished chan struct{} // closed when the fetch goroutine has nothing left to do
 }
 
+// attempt is what a fetch goroutine needs from the Remote's state, read under its lock when the
+// fetch starts.
+type attempt struct {
+	trigger       string
+	reserved      bool // a Limiter token was taken (kid-triggered), to give back on failure
+	failures      int  // consecutive failed attempts before this one
+	etag, etagURI string
+}
+
+// outcome is one fetch's result.
+type outcome struct {
+	set         *Set
+	skips       []Skip
+	ttl         time.Duration
+	etag        string
+	notModified bool
+	uri         string
+	contentType string
+}
+
 // NewRemote checks the options and applies defaults. Call Run to start fetching.
 func NewRemote(o RemoteOptions) (*Remote, error) {
 	if o.URI == "" {
 		return nil, errors.New("jwks: remote source needs a URI")
 	}
+	return newRemote(o, nil)
+}
+
+func newRemote(o RemoteOptions, locate func(context.Context, int) (string, error)) (*Remote, error) {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
@@ -147,7 +201,7 @@ func NewRemote(o RemoteOptions) (*Remote, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Remote{o: o, wake: make(chan struct{}, 1), runCtx: context.Background()}, nil
+	return &Remote{o: o, wake: make(chan struct{}, 1), runCtx: context.Background(), locate: locate}, nil
 }
 
 // Current returns the installed set, or ErrKeysUnavailable when there is none or it is older
@@ -287,8 +341,13 @@ func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
 	if r.inflight != nil {
 		return r.inflight, nil
 	}
-	trigger := "schedule"
-	reserved := false
+	a := attempt{trigger: "schedule", failures: r.failures}
+	if in := r.set.Load(); !kidTriggered && in != nil && r.etag != "" && r.o.Now().Sub(in.fetchedAt) <= r.o.MaxStale {
+		// Scheduled refreshes revalidate (J15). A 304 may only confirm a set we still serve:
+		// past max_stale, fetch it whole. So does a kid miss, evidence that the set changed: a
+		// validator that failed to change with it (a CDN bug) must not hide a rotation.
+		a.etag, a.etagURI = r.etag, r.etagURI
+	}
 	if kidTriggered {
 		now := r.o.Now()
 		switch {
@@ -301,31 +360,41 @@ func (r *Remote) startOrJoin(kidTriggered bool) (*call, error) {
 		case r.o.Limiter != nil && !r.o.Limiter.Reserve():
 			return nil, fmt.Errorf("%w: global cap on kid-triggered fetches reached", ErrRefreshRefused)
 		}
-		trigger = "kid"
-		reserved = r.o.Limiter != nil
+		a.trigger = "kid"
+		a.reserved = r.o.Limiter != nil
 	}
 	c := &call{done: make(chan struct{}), finished: make(chan struct{})}
 	r.inflight = c
 	ctx := r.runCtx
-	go r.fetchAndInstall(ctx, c, trigger, reserved)
+	go r.fetchAndInstall(ctx, c, a)
 	return c, nil
 }
 
-func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, reserved bool) {
+func (r *Remote) fetchAndInstall(ctx context.Context, c *call, a attempt) {
 	defer close(c.finished)
-	set, skips, ttl, err := r.fetch(ctx)
+	out, err := r.fetch(ctx, a)
 	now := r.o.Now()
 	r.mu.Lock()
 	if err == nil {
+		set := out.set
+		if out.notModified {
+			// J15: the IdP confirms the set we hold; it is as fresh as a new download.
+			set = r.set.Load().set
+			out.set = set
+		}
 		r.set.Store(&installed{set: set, fetchedAt: now})
+		if out.etag != "" || !out.notModified {
+			// A 304 may omit the validator (RFC 9110 §15.4.5 only asks for it): keep ours.
+			r.etag, r.etagURI = out.etag, out.uri
+		}
 		r.lastSuccess = now
 		r.failures = 0
 		r.nextAttempt = now
-		r.nextRefresh = now.Add(jitter(clamp(ttl, r.o.MinRefreshInterval, r.o.MaxRefreshInterval), r.o.Jitter()))
+		r.nextRefresh = now.Add(jitter(clamp(out.ttl, r.o.MinRefreshInterval, r.o.MaxRefreshInterval), r.o.Jitter()))
 	} else {
 		r.failures++
 		r.nextAttempt = now.Add(Backoff(r.failures, r.o.MinRefreshInterval, r.o.Jitter()))
-		if reserved {
+		if a.reserved {
 			// A failed fetch does not use up the global cap (J16: reserve, cancel on failure).
 			r.o.Limiter.Cancel()
 		}
@@ -342,13 +411,23 @@ func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, r
 	}
 	close(c.done)
 
-	log := r.o.Logger.With("provider", r.o.Provider, "trigger", trigger)
-	if err != nil {
-		log.Warn("jwks fetch failed; keeping the last good keys", "error", err.Error(), "consecutive_failures", failures)
-	} else {
-		log.Info("jwks fetched", "keys", set.Len(), "skipped", len(skips))
+	log := r.o.Logger.With("provider", r.o.Provider, "trigger", a.trigger)
+	if out.uri != "" && r.locate != nil {
+		log = log.With("uri", out.uri) // found by discovery: say which
 	}
-	for _, s := range skips {
+	if out.contentType != "" {
+		// J6: logged, never enforced (IdPs send application/json, even text/plain).
+		log = log.With("content_type", out.contentType)
+	}
+	switch {
+	case err != nil:
+		log.Warn("jwks fetch failed; keeping the last good keys", "error", err.Error(), "consecutive_failures", failures)
+	case out.notModified:
+		log.Info("jwks not modified; keeping the current keys", "keys", out.set.Len())
+	default:
+		log.Info("jwks fetched", "keys", out.set.Len(), "skipped", len(out.skips))
+	}
+	for _, s := range out.skips {
 		lvl := slog.LevelWarn
 		if s.Reason == SkipPrivate {
 			// The IdP is publishing private key material: someone must act.
@@ -357,46 +436,74 @@ func (r *Remote) fetchAndInstall(ctx context.Context, c *call, trigger string, r
 		log.Log(context.Background(), lvl, "jwks key skipped", "index", s.Index, "kid", s.KID, "reason", s.Reason, "detail", s.Detail)
 	}
 	if r.o.OnFetch != nil {
-		res := FetchResult{Provider: r.o.Provider, Err: err, Skipped: skips, Trigger: trigger}
-		if set != nil {
-			res.Keys = set.Len()
+		res := FetchResult{Provider: r.o.Provider, Err: err, NotModified: err == nil && out.notModified, Skipped: out.skips,
+			Trigger: a.trigger, URI: out.uri, ContentType: out.contentType}
+		if err == nil {
+			res.Keys = out.set.Len()
 		}
 		r.o.OnFetch(res)
 	}
 }
 
 // fetch performs one bounded GET (J1-J7) and returns the parsed set and the TTL its cache headers
-// ask for (J14).
-func (r *Remote) fetch(parent context.Context) (*Set, []Skip, time.Duration, error) {
+// ask for (J14). With a validator from the set held, it sends If-None-Match and takes a 304 as
+// success (J15).
+func (r *Remote) fetch(parent context.Context, a attempt) (outcome, error) {
+	uri := r.o.URI
+	if r.locate != nil {
+		u, err := r.locate(parent, a.failures)
+		if err != nil {
+			return outcome{}, err
+		}
+		uri = u
+	}
+	out := outcome{uri: uri}
 	ctx, cancel := context.WithTimeout(parent, r.o.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.o.URI, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, uri, nil)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("jwks: %w", err)
+		return out, fmt.Errorf("jwks: %w", err)
 	}
 	req.Header.Set("Accept", "application/jwk-set+json, application/json")
 	req.Header.Set("User-Agent", r.o.UserAgent)
+	sentETag := a.etag != "" && a.etagURI == uri
+	if sentETag {
+		req.Header.Set("If-None-Match", a.etag)
+	}
 	resp, err := r.o.Client.Do(req)
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("jwks: fetch: %w", err)
+		return out, fmt.Errorf("jwks: fetch: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
+	out.contentType = resp.Header.Get("Content-Type")
+	if resp.StatusCode == http.StatusNotModified && sentETag {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return nil, nil, 0, fmt.Errorf("%w: %d", ErrHTTPStatus, resp.StatusCode)
+		out.notModified = true
+		out.etag = resp.Header.Get("ETag")
+		out.ttl = TTL(resp.Header, r.o.Now(), r.o.RefreshInterval, r.o.MinRefreshInterval)
+		return out, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		// Among them a 304 we did not ask for: there is nothing it could confirm.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return out, fmt.Errorf("%w: %d", ErrHTTPStatus, resp.StatusCode)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, r.o.MaxBytes+1))
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("jwks: reading body: %w", err)
+		return out, fmt.Errorf("jwks: reading body: %w", err)
 	}
 	if int64(len(body)) > r.o.MaxBytes {
-		return nil, nil, 0, fmt.Errorf("%w (%d bytes)", ErrTooLarge, r.o.MaxBytes)
+		return out, fmt.Errorf("%w (%d bytes)", ErrTooLarge, r.o.MaxBytes)
 	}
 	set, skips, err := Parse(body, r.o.Algorithms)
+	out.skips = skips
 	if err != nil {
-		return nil, skips, 0, err
+		return out, err
 	}
-	return set, skips, TTL(resp.Header, r.o.Now(), r.o.RefreshInterval, r.o.MinRefreshInterval), nil
+	out.set = set
+	out.etag = resp.Header.Get("ETag")
+	out.ttl = TTL(resp.Header, r.o.Now(), r.o.RefreshInterval, r.o.MinRefreshInterval)
+	return out, nil
 }
 
 // TTL derives the refresh interval from a response's headers (J14): Cache-Control max-age minus

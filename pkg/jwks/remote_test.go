@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -599,7 +600,7 @@ func TestCAFile(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, _, _, err = r.fetch(context.Background())
+		_, err = r.fetch(context.Background(), attempt{})
 		return err
 	}
 	withCA, err := NewHTTPClient(HTTPClientOptions{CAFile: caFile})
@@ -1432,4 +1433,196 @@ func TestConcurrentUse(t *testing.T) {
 	if fetches.Load() < 10 {
 		t.Fatalf("only %d fetches in 200 steps", fetches.Load())
 	}
+}
+
+// etagIDP answers body with an ETag, and 304 to a request whose If-None-Match names it. It
+// records each request's If-None-Match.
+func etagIDP(t *testing.T, p *idp, etag string, body []byte, header ...string) <-chan string {
+	t.Helper()
+	seen := make(chan string, 64)
+	p.handle(func(w http.ResponseWriter, r *http.Request) {
+		inm := r.Header.Get("If-None-Match")
+		seen <- inm
+		for i := 0; i+1 < len(header); i += 2 {
+			w.Header().Set(header[i], header[i+1])
+		}
+		w.Header().Set("ETag", etag)
+		if inm == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	})
+	return seen
+}
+
+// TestETagNotModified is J15: the validator of the set held goes back as If-None-Match, and a
+// 304 is a success that keeps the set, resets its age and the failure count, starts the
+// cooldown and follows the 304's cache headers.
+func TestETagNotModified(t *testing.T) {
+	clk := newFakeClock()
+	p := newIDP(t)
+	seen := etagIDP(t, p, `"v1"`, kidDoc(t, "a"), "Cache-Control", "max-age=600")
+	r := newTestRemote(t, p, clk, func(o *RemoteOptions) { o.MaxStale = 2 * time.Hour })
+	if err := r.fetchNow(t); err != nil {
+		t.Fatal(err)
+	}
+	if inm := <-seen; inm != "" {
+		t.Fatalf("first fetch sent If-None-Match %q", inm)
+	}
+	first := mustCurrent(t, r)
+
+	// A failure in between: the 304 that follows clears it.
+	p.handle(status(http.StatusInternalServerError))
+	clk.Advance(50 * time.Minute)
+	if err := r.fetchNow(t); !errors.Is(err, ErrHTTPStatus) {
+		t.Fatalf("failing fetch: %v", err)
+	}
+	seen = etagIDP(t, p, `"v1"`, kidDoc(t, "a"), "Cache-Control", "max-age=900")
+	clk.Advance(time.Second)
+	c, _ := r.startOrJoin(false)
+	<-c.done
+	res := <-r.fetches
+	if c.err != nil || !res.NotModified || res.Result() != ResultNotModified || res.Keys != 1 {
+		t.Fatalf("304: err %v, result %+v", c.err, res)
+	}
+	if inm := <-seen; inm != `"v1"` {
+		t.Fatalf("If-None-Match = %q, want the ETag of the set held", inm)
+	}
+	if set := mustCurrent(t, r); set != first {
+		t.Fatal("a 304 replaced the set")
+	}
+	failures, _, next, _ := r.state()
+	if failures != 0 {
+		t.Fatalf("failures = %d after a 304", failures)
+	}
+	if got := next.Sub(clk.Now()); got != 900*time.Second {
+		t.Fatalf("next refresh in %s, want the 304's max-age 900s", got)
+	}
+	// The 304 counts as a good fetch for the cooldown...
+	clk.Advance(30 * time.Second)
+	if _, err := r.RefreshForKID(context.Background()); !errors.Is(err, ErrRefreshRefused) {
+		t.Fatalf("kid refresh 30s after a 304: %v, want refused (cooldown)", err)
+	}
+	// ...and for the age: 2h50m after the 200, 1h59m after the 304, the set is still served.
+	clk.Advance(119 * time.Minute)
+	if set := mustCurrent(t, r); set != first {
+		t.Fatal("set replaced")
+	}
+	// A kid miss asks for the whole document: an ETag that failed to change with the keys
+	// must not hide a rotation.
+	if _, err := r.RefreshForKID(context.Background()); err != nil {
+		t.Fatalf("kid refresh after the cooldown: %v", err)
+	}
+	if res := <-r.fetches; res.NotModified || res.Trigger != "kid" || res.Err != nil {
+		t.Fatalf("kid fetch %+v", res)
+	}
+	if inm := <-seen; inm != "" {
+		t.Fatalf("kid-triggered fetch sent If-None-Match %q", inm)
+	}
+
+	// A new document: 200 with a new ETag replaces the set and the validator.
+	seen = etagIDP(t, p, `"v2"`, kidDoc(t, "a", "b"))
+	if err := r.fetchNow(t); err != nil {
+		t.Fatal(err)
+	}
+	if inm := <-seen; inm != `"v1"` {
+		t.Fatalf("If-None-Match = %q", inm)
+	}
+	if set := mustCurrent(t, r); len(set.Lookup("b")) != 1 {
+		t.Fatal("new document not installed")
+	}
+	clk.Advance(time.Hour)
+	if err := r.fetchNow(t); err != nil {
+		t.Fatal(err)
+	}
+	if inm := <-seen; inm != `"v2"` {
+		t.Fatalf("If-None-Match = %q, want the new ETag", inm)
+	}
+}
+
+// TestETagNotSentWhenStale (J15, J19): past max_stale the set is no longer served, so a 304
+// could only revive it blindly: the fetch asks for the whole document.
+func TestETagNotSentWhenStale(t *testing.T) {
+	clk := newFakeClock()
+	p := newIDP(t)
+	seen := etagIDP(t, p, `"v1"`, kidDoc(t, "a"))
+	r := newTestRemote(t, p, clk, func(o *RemoteOptions) { o.MaxStale = time.Hour })
+	if err := r.fetchNow(t); err != nil {
+		t.Fatal(err)
+	}
+	<-seen
+	clk.Advance(time.Hour + time.Second)
+	wantUnavailable(t, r)
+	if err := r.fetchNow(t); err != nil {
+		t.Fatal(err)
+	}
+	if inm := <-seen; inm != "" {
+		t.Fatalf("If-None-Match %q sent for a set past max_stale", inm)
+	}
+	mustCurrent(t, r)
+}
+
+// TestContentTypeLogged is J6: the Content-Type is logged with the fetch and never enforced.
+func TestContentTypeLogged(t *testing.T) {
+	var buf syncWriter
+	p := newIDP(t)
+	p.handle(serve(kidDoc(t, "a"), "Content-Type", "text/plain; charset=utf-8"))
+	r := newTestRemote(t, p, newFakeClock(), func(o *RemoteOptions) { o.Logger = slog.New(slog.NewJSONHandler(&buf, nil)) })
+	if err := r.fetchNow(t); err != nil {
+		t.Fatalf("text/plain JWKS refused: %v", err)
+	}
+	p.handle(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>oops</html>")
+	})
+	if err := r.fetchNow(t); err == nil {
+		t.Fatal("502 accepted")
+	}
+	lines := buf.lines(t)
+	want := map[string]string{"jwks fetched": "text/plain; charset=utf-8", "jwks fetch failed; keeping the last good keys": "text/html"}
+	for _, l := range lines {
+		if ct, ok := want[l["msg"].(string)]; ok {
+			if l["content_type"] != ct {
+				t.Errorf("%q logged content_type %v, want %q", l["msg"], l["content_type"], ct)
+			}
+			delete(want, l["msg"].(string))
+		}
+	}
+	if len(want) != 0 {
+		t.Fatalf("log lines missing: %v in %v", want, lines)
+	}
+}
+
+// syncWriter collects log output from several goroutines.
+type syncWriter struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (w *syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.Write(p)
+}
+
+// lines decodes the JSON log lines written so far.
+func (w *syncWriter) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(w.buf.Bytes()), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
 }

@@ -17,7 +17,6 @@ type Metrics struct {
 	Checks        *prometheus.CounterVec
 	CheckDuration *prometheus.HistogramVec
 	Fetches       *prometheus.CounterVec
-	Keys          *prometheus.GaugeVec
 	KeysSkipped   *prometheus.CounterVec
 	CacheHits     prometheus.Counter
 	CacheMisses   prometheus.Counter
@@ -38,11 +37,8 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 250e-3, 1, 2.5},
 		}, []string{"transport", "decision"}),
 		Fetches: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "jwtauthz_jwks_fetches_total", Help: "JWKS fetch attempts by provider and result.",
+			Name: "jwtauthz_jwks_fetches_total", Help: "JWKS fetch attempts (reads, for a local file) by provider and result: ok, error, not_modified.",
 		}, []string{"provider", "result"}),
-		Keys: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "jwtauthz_jwks_keys", Help: "Usable keys in the provider's current set.",
-		}, []string{"provider"}),
 		KeysSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "jwtauthz_jwks_keys_skipped_total", Help: "Keys left out of a fetched set, by reason.",
 		}, []string{"provider", "reason"}),
@@ -56,7 +52,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "jwtauthz_config_reloads_total", Help: "Configuration reloads by result.",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.Checks, m.CheckDuration, m.Fetches, m.Keys, m.KeysSkipped, m.CacheHits, m.CacheMisses, m.Reloads,
+	reg.MustRegister(m.Checks, m.CheckDuration, m.Fetches, m.KeysSkipped, m.CacheHits, m.CacheMisses, m.Reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -67,17 +63,39 @@ func (m *Metrics) ObserveDecision(transport, decision string, reason authz.Reaso
 	m.CheckDuration.WithLabelValues(transport, decision).Observe(d.Seconds())
 }
 
-// KeySetAge registers jwtauthz_jwks_age_seconds for one provider: seconds since its last good
-// fetch, computed at scrape time (-1 before the first).
-func (m *Metrics) KeySetAge(provider string, lastSuccess func() time.Time, now func() time.Time) {
+// Fetch results, the result label of jwtauthz_jwks_fetches_total (contract.md).
+var fetchResults = []string{"ok", "error", "not_modified"}
+
+// KeySet registers a provider's key-set gauges, both computed at scrape time so that they can
+// never lag behind the cache: jwtauthz_jwks_keys from keys (0 once the set is past max_stale),
+// and jwtauthz_jwks_age_seconds, the time since the last good fetch, from age (-1 before the
+// first, when ok is false). It also creates the provider's fetch counters at zero, so that
+// rate() and increase() see the first failure. Call it once per provider.
+func (m *Metrics) KeySet(provider string, keys func() int, age func() (d time.Duration, ok bool)) {
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "jwtauthz_jwks_age_seconds", Help: "Seconds since the provider's last good JWKS fetch.",
+		Name: "jwtauthz_jwks_keys", Help: "Usable keys in the provider's current set (0 while it has none).",
+		ConstLabels: prometheus.Labels{"provider": provider},
+	}, func() float64 { return float64(keys()) }))
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "jwtauthz_jwks_age_seconds", Help: "Seconds since the provider's last good JWKS fetch (-1 before the first).",
 		ConstLabels: prometheus.Labels{"provider": provider},
 	}, func() float64 {
-		t := lastSuccess()
-		if t.IsZero() {
+		d, ok := age()
+		if !ok {
 			return -1
 		}
-		return now().Sub(t).Seconds()
+		return d.Seconds()
 	}))
+	for _, r := range fetchResults {
+		m.Fetches.WithLabelValues(provider, r)
+	}
+}
+
+// ObserveFetch counts one fetch of a provider's keys (one read, for a local file) with its result
+// (ok, error, not_modified) and the reason of each key it skipped.
+func (m *Metrics) ObserveFetch(provider, result string, skipReasons ...string) {
+	m.Fetches.WithLabelValues(provider, result).Inc()
+	for _, r := range skipReasons {
+		m.KeysSkipped.WithLabelValues(provider, r).Inc()
+	}
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sort"
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	configv1 "github.com/jwtauthz/jwtauthz/proto-gen/jwtauthz/config/v1"
 
@@ -27,10 +30,14 @@ type keySource interface {
 type builtProvider struct {
 	name   string
 	source keySource
-	remote *jwks.Remote // nil for static sources
+	// run refreshes the keys in the background until its context ends (remote_jwks, discovery,
+	// local_jwks.file); nil for keys that never change.
+	run func(context.Context)
+	// retryAfter feeds the Retry-After of a 503 (sources that fetch); nil otherwise.
+	retryAfter func() time.Duration
 
 	mu          sync.Mutex
-	lastSuccess time.Time
+	lastSuccess time.Time // the last good fetch or read, for jwtauthz_jwks_age_seconds
 }
 
 func (p *builtProvider) setLastSuccess(t time.Time) {
@@ -43,6 +50,15 @@ func (p *builtProvider) getLastSuccess() time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.lastSuccess
+}
+
+// keyCount is the number of usable keys served now: 0 without a set or past max_stale.
+func (p *builtProvider) keyCount() int {
+	set, err := p.source.Current()
+	if err != nil {
+		return 0
+	}
+	return set.Len()
 }
 
 // core is everything the listeners serve, built from one config.
@@ -78,8 +94,9 @@ type buildOptions struct {
 	logger   *slog.Logger
 	metrics  *metrics.Metrics
 	now      func() time.Time
+	after    func(time.Duration) <-chan time.Time // nil: time.After
 	limiter  *jwks.Limiter
-	onUpdate func()
+	onUpdate func() // after every fetch or file read: readiness may have changed
 	version  string
 }
 
@@ -96,8 +113,8 @@ func buildCore(o buildOptions) (*core, error) {
 	c := &core{}
 	var tps []*token.Provider
 	var aps []authz.Provider
-	add := func(name string, p *configv1.Provider, src keySource, remote *jwks.Remote) {
-		bp := &builtProvider{name: name, source: src, remote: remote}
+	add := func(p *configv1.Provider, bp *builtProvider) {
+		name := bp.name
 		c.providers = append(c.providers, bp)
 		tps = append(tps, &token.Provider{
 			Name:             name,
@@ -109,13 +126,14 @@ func buildCore(o buildOptions) (*core, error) {
 			ClockSkew:        p.GetClockSkew().AsDuration(),
 			MaxLifetime:      p.GetMaxLifetime().AsDuration(),
 			RequiredClaims:   p.RequiredClaims,
-			Keys:             src,
+			Keys:             bp.source,
 		})
 		ap := authz.Provider{
 			Name:                 name,
 			Forward:              p.Forward,
 			ForwardPayloadHeader: p.ForwardPayloadHeader,
 			PayloadInMetadata:    p.PayloadInMetadata,
+			RetryAfter:           bp.retryAfter,
 		}
 		for _, h := range p.FromHeaders {
 			ap.Sources = append(ap.Sources, token.Source{Kind: token.FromHeader, Name: strings.ToLower(h.Name), Prefix: h.ValuePrefix})
@@ -129,60 +147,84 @@ func buildCore(o buildOptions) (*core, error) {
 		for _, ch := range p.ClaimToHeaders {
 			ap.ClaimToHeaders = append(ap.ClaimToHeaders, authz.ClaimHeader{Claim: ch.Claim, Header: ch.Header})
 		}
-		if remote != nil {
-			ap.RetryAfter = remote.RetryAfter
-		}
 		aps = append(aps, ap)
 		if o.metrics != nil {
-			o.metrics.KeySetAge(name, bp.getLastSuccess, o.now)
+			o.metrics.KeySet(name, bp.keyCount, func() (time.Duration, bool) {
+				t := bp.getLastSuccess()
+				return o.now().Sub(t), !t.IsZero()
+			})
 		}
 	}
 
 	for _, name := range sortedNames(o.cfg.Providers) {
 		p := o.cfg.Providers[name]
+		bp := &builtProvider{name: name}
+		// onFetch follows every fetch (every read of a local file): key-set age, metrics,
+		// readiness.
+		onFetch := func(res jwks.FetchResult) {
+			if res.Err == nil {
+				bp.setLastSuccess(o.now())
+			}
+			if o.metrics != nil {
+				o.metrics.ObserveFetch(name, res.Result(), skipReasons(res.Skipped)...)
+			}
+			if o.onUpdate != nil {
+				o.onUpdate()
+			}
+		}
 		switch {
 		case p.RemoteJwks != nil:
-			r, err := newRemote(name, p, o, func(res jwks.FetchResult) {
-				for _, bp := range c.providers {
-					if bp.name == name && res.Err == nil {
-						bp.setLastSuccess(o.now())
-					}
-				}
-			})
+			ro, err := remoteOptions(name, "remote_jwks", p, p.RemoteJwks, o, onFetch)
 			if err != nil {
 				return nil, err
 			}
-			add(name, p, r, r)
-		case p.LocalJwks != nil:
-			var set *jwks.Set
-			var skips []jwks.Skip
-			var err error
-			if p.LocalJwks.File != "" {
-				set, skips, err = jwks.LoadFile(p.LocalJwks.File, p.Algorithms, config.DefaultMaxBytes)
-			} else {
-				set, skips, err = jwks.Parse([]byte(p.LocalJwks.Inline), p.Algorithms)
+			ro.URI = p.RemoteJwks.Uri
+			r, err := jwks.NewRemote(ro)
+			if err != nil {
+				return nil, fmt.Errorf("providers.%s.remote_jwks: %w", name, err)
 			}
+			bp.source, bp.run, bp.retryAfter = r, r.Run, r.RetryAfter
+		case p.Discovery != nil:
+			ro, err := remoteOptions(name, "discovery", p, p.Discovery, o, onFetch)
+			if err != nil {
+				return nil, err
+			}
+			d, err := jwks.NewDiscovery(jwks.DiscoveryOptions{Issuer: p.Issuer, AllowInsecureHTTP: p.Discovery.AllowInsecureHttp, Remote: ro})
+			if err != nil {
+				return nil, fmt.Errorf("providers.%s.discovery: %w", name, err)
+			}
+			bp.source, bp.run, bp.retryAfter = d, d.Run, d.RetryAfter
+		case p.LocalJwks != nil && p.LocalJwks.File != "":
+			f, err := jwks.NewFile(jwks.FileOptions{
+				Provider: name, Path: p.LocalJwks.File, Algorithms: p.Algorithms, MaxBytes: config.DefaultMaxBytes,
+				After: o.after, Logger: o.logger, OnLoad: onFetch, // polled every jwks.DefaultFilePoll
+			})
+			if err != nil {
+				return nil, fmt.Errorf("providers.%s.local_jwks.file: %w", name, err)
+			}
+			bp.source, bp.run = f, f.Run
+		case p.LocalJwks != nil:
+			set, skips, err := jwks.Parse([]byte(p.LocalJwks.Inline), p.Algorithms)
 			for _, s := range skips {
 				o.logger.Warn("local jwks key skipped", "provider", name, "index", s.Index, "kid", s.KID, "reason", s.Reason, "detail", s.Detail)
-				if o.metrics != nil {
-					o.metrics.KeysSkipped.WithLabelValues(name, s.Reason).Inc()
-				}
-			}
-			if err != nil {
-				return nil, fmt.Errorf("providers.%s.local_jwks: %w", name, err)
 			}
 			if o.metrics != nil {
-				o.metrics.Keys.WithLabelValues(name).Set(float64(set.Len()))
+				o.metrics.ObserveFetch(name, fetchResult(err), skipReasons(skips)...)
 			}
-			add(name, p, jwks.NewStatic(set), nil)
-			c.providers[len(c.providers)-1].setLastSuccess(o.now())
+			if err != nil {
+				return nil, fmt.Errorf("providers.%s.local_jwks.inline: %w", name, err)
+			}
+			bp.source = jwks.NewStatic(set)
+			bp.setLastSuccess(o.now())
 		default:
 			return nil, fmt.Errorf("providers.%s: no supported key source", name)
 		}
+		add(p, bp)
 	}
 	for _, e := range o.extra {
-		add(e.name, e.cfg, e.static, nil)
-		c.providers[len(c.providers)-1].setLastSuccess(o.now())
+		bp := &builtProvider{name: e.name, source: e.static}
+		bp.setLastSuccess(o.now())
+		add(e.cfg, bp)
 	}
 
 	v, err := token.NewVerifier(tps, token.Options{Now: o.now})
@@ -229,48 +271,57 @@ func buildCore(o buildOptions) (*core, error) {
 	return c, nil
 }
 
-func newRemote(name string, p *configv1.Provider, o buildOptions, onFetch func(jwks.FetchResult)) (*jwks.Remote, error) {
-	r := p.RemoteJwks
-	client, err := jwks.NewHTTPClient(jwks.HTTPClientOptions{CAFile: r.CaFile})
+// fetchConfig is what remote_jwks and discovery share: the fetch knobs.
+type fetchConfig interface {
+	GetRefreshInterval() *durationpb.Duration
+	GetMinRefreshInterval() *durationpb.Duration
+	GetMaxRefreshInterval() *durationpb.Duration
+	GetKidMissCooldown() *durationpb.Duration
+	GetMaxStale() *durationpb.Duration
+	GetTimeout() *durationpb.Duration
+	GetMaxBytes() uint32
+	GetCaFile() string
+}
+
+// remoteOptions turns a provider's fetch knobs into a jwks.RemoteOptions (URI left empty).
+func remoteOptions(name, block string, p *configv1.Provider, fc fetchConfig, o buildOptions, onFetch func(jwks.FetchResult)) (jwks.RemoteOptions, error) {
+	client, err := jwks.NewHTTPClient(jwks.HTTPClientOptions{CAFile: fc.GetCaFile()})
 	if err != nil {
-		return nil, fmt.Errorf("providers.%s.remote_jwks.ca_file: %w", name, err)
+		return jwks.RemoteOptions{}, fmt.Errorf("providers.%s.%s.ca_file: %w", name, block, err)
 	}
-	m := o.metrics
-	return jwks.NewRemote(jwks.RemoteOptions{
+	return jwks.RemoteOptions{
 		Provider:           name,
-		URI:                r.Uri,
 		Client:             client,
 		Algorithms:         p.Algorithms,
-		RefreshInterval:    r.GetRefreshInterval().AsDuration(),
-		MinRefreshInterval: r.GetMinRefreshInterval().AsDuration(),
-		MaxRefreshInterval: r.GetMaxRefreshInterval().AsDuration(),
-		KIDMissCooldown:    r.GetKidMissCooldown().AsDuration(),
-		MaxStale:           r.GetMaxStale().AsDuration(),
-		Timeout:            r.GetTimeout().AsDuration(),
-		MaxBytes:           int64(r.MaxBytes),
+		RefreshInterval:    fc.GetRefreshInterval().AsDuration(),
+		MinRefreshInterval: fc.GetMinRefreshInterval().AsDuration(),
+		MaxRefreshInterval: fc.GetMaxRefreshInterval().AsDuration(),
+		KIDMissCooldown:    fc.GetKidMissCooldown().AsDuration(),
+		MaxStale:           fc.GetMaxStale().AsDuration(),
+		Timeout:            fc.GetTimeout().AsDuration(),
+		MaxBytes:           int64(fc.GetMaxBytes()),
 		Limiter:            o.limiter,
 		UserAgent:          "jwtauthz/" + o.version,
 		Now:                o.now,
+		After:              o.after,
 		Logger:             o.logger,
-		OnFetch: func(res jwks.FetchResult) {
-			onFetch(res)
-			if m != nil {
-				result := "ok"
-				if res.Err != nil {
-					result = "error"
-				} else {
-					m.Keys.WithLabelValues(name).Set(float64(res.Keys))
-				}
-				m.Fetches.WithLabelValues(name, result).Inc()
-				for _, s := range res.Skipped {
-					m.KeysSkipped.WithLabelValues(name, s.Reason).Inc()
-				}
-			}
-			if o.onUpdate != nil {
-				o.onUpdate()
-			}
-		},
-	})
+		OnFetch:            onFetch,
+	}, nil
+}
+
+func fetchResult(err error) string {
+	if err != nil {
+		return jwks.ResultError
+	}
+	return jwks.ResultOK
+}
+
+func skipReasons(skips []jwks.Skip) []string {
+	out := make([]string, len(skips))
+	for i, s := range skips {
+		out[i] = s.Reason
+	}
+	return out
 }
 
 func sortedNames(m map[string]*configv1.Provider) []string {

@@ -77,6 +77,9 @@ type Options struct {
 	Version string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// After is the timer of key refreshes and local file polls; default time.After. Tests
+	// inject a fake clock (with Now) to drive schedules, backoff and max_stale.
+	After func(time.Duration) <-chan time.Time
 	// Listening, when set, is called once every listener is bound, with their addresses
 	// (tests use it to learn ":0" ports).
 	Listening func(Addrs)
@@ -165,7 +168,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	c, err = buildCore(buildOptions{
-		cfg: cfg, extra: extra, logger: log, metrics: m, now: o.Now,
+		cfg: cfg, extra: extra, logger: log, metrics: m, now: o.Now, after: o.After,
 		limiter: jwks.NewLimiter(kidFetchesPerMinute, o.Now), onUpdate: update, version: o.Version,
 	})
 	if err != nil {
@@ -185,7 +188,12 @@ func Run(ctx context.Context, o Options) error {
 	admin := &http.Server{Handler: adminMux(c, &draining, reg, cfg.GetServer().GetPprof(), dev), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second}
 	var fwd *http.Server
 	if httpLn != nil {
-		fwd = &http.Server{Handler: forwardauth.New(c.authz, forwardauth.Options{Logger: log}), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
+		fwd = &http.Server{Handler: forwardauth.New(c.authz, forwardauth.Options{
+			Logger:       log,
+			MethodHeader: cfg.GetServer().GetForwardAuth().GetMethodHeader(),
+			URIHeader:    cfg.GetServer().GetForwardAuth().GetUriHeader(),
+			HostHeader:   cfg.GetServer().GetForwardAuth().GetHostHeader(),
+		}), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10}
 		if tlsConf != nil {
 			httpLn = tls.NewListener(httpLn, tlsConf)
 		}
@@ -195,8 +203,8 @@ func Run(ctx context.Context, o Options) error {
 	defer stopRun()
 	var wg sync.WaitGroup
 	for _, p := range c.providers {
-		if p.remote != nil {
-			wg.Go(func() { p.remote.Run(runCtx) })
+		if p.run != nil {
+			wg.Go(func() { p.run(runCtx) })
 		}
 	}
 	// Key sets can also expire (max_stale) with no fetch event: re-check readiness each second.
