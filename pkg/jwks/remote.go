@@ -390,7 +390,7 @@ func (r *Remote) fetchAndInstall(ctx context.Context, c *call, a attempt) {
 		r.lastSuccess = now
 		r.failures = 0
 		r.nextAttempt = now
-		r.nextRefresh = now.Add(jitter(clamp(out.ttl, r.o.MinRefreshInterval, r.o.MaxRefreshInterval), r.o.Jitter()))
+		r.nextRefresh = now.Add(refreshAfter(out.ttl, r.o))
 	} else {
 		r.failures++
 		r.nextAttempt = now.Add(Backoff(r.failures, r.o.MinRefreshInterval, r.o.Jitter()))
@@ -504,6 +504,15 @@ func (r *Remote) fetch(parent context.Context, a attempt) (outcome, error) {
 	out.etag = resp.Header.Get("ETag")
 	out.ttl = TTL(resp.Header, r.o.Now(), r.o.RefreshInterval, r.o.MinRefreshInterval)
 	return out, nil
+}
+
+// refreshAfter is the wait before the next scheduled refresh (J14), never more than half of
+// max_stale: with the defaults (max_refresh_interval = max_stale = 24 h) a long max-age plus
+// +10 % jitter would otherwise schedule the refresh after the keys expire, and a healthy IdP
+// would see its tokens answered 503 until the refresh. Half leaves room for retries.
+func refreshAfter(ttl time.Duration, o RemoteOptions) time.Duration {
+	d := jitter(clamp(ttl, o.MinRefreshInterval, o.MaxRefreshInterval), o.Jitter())
+	return min(d, o.MaxStale/2)
 }
 
 // TTL derives the refresh interval from a response's headers (J14): Cache-Control max-age minus
@@ -636,42 +645,46 @@ func NewHTTPClient(o HTTPClientOptions) (*http.Client, error) {
 	}, nil
 }
 
-// Limiter is a token bucket shared by all providers that caps kid-triggered fetches (J16: 10 a
-// minute). It never blocks: Reserve says yes or no at once.
+// Limiter caps kid-triggered fetches across all providers (J16: 10 a minute). It is a sliding
+// window: at most n reservations in any 60 s, so a full minute's quota can never be spent twice
+// in one minute (a token bucket with a burst of n would allow 2n). It never blocks: Reserve
+// says yes or no at once.
 type Limiter struct {
 	mu     sync.Mutex
 	now    func() time.Time
-	burst  float64
-	rate   float64 // tokens per second
-	tokens float64
-	last   time.Time
+	window time.Duration
+	times  []time.Time // reservation times, oldest first, at most n
+	n      int
 }
 
-// NewLimiter allows perMinute fetches a minute, in bursts of up to perMinute.
+// NewLimiter allows perMinute fetches in any minute.
 func NewLimiter(perMinute int, now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{now: now, burst: float64(perMinute), rate: float64(perMinute) / 60, tokens: float64(perMinute), last: now()}
+	return &Limiter{now: now, window: time.Minute, n: max(perMinute, 1)}
 }
 
-// Reserve takes a token if one is available.
+// Reserve records a reservation if fewer than n fall within the last minute.
 func (l *Limiter) Reserve() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	l.tokens = min(l.burst, l.tokens+now.Sub(l.last).Seconds()*l.rate)
-	l.last = now
-	if l.tokens < 1 {
+	for len(l.times) > 0 && now.Sub(l.times[0]) >= l.window {
+		l.times = l.times[1:]
+	}
+	if len(l.times) >= l.n {
 		return false
 	}
-	l.tokens--
+	l.times = append(l.times, now)
 	return true
 }
 
-// Cancel returns a reserved token (the fetch failed).
+// Cancel returns the latest reservation (its fetch failed, J16).
 func (l *Limiter) Cancel() {
 	l.mu.Lock()
-	l.tokens = min(l.burst, l.tokens+1)
+	if len(l.times) > 0 {
+		l.times = l.times[:len(l.times)-1]
+	}
 	l.mu.Unlock()
 }

@@ -997,6 +997,8 @@ func TestLimiterAcrossRemotes(t *testing.T) {
 	}
 }
 
+// TestLimiter: at most 10 reservations in any 60 s window (attack finding F6: a token bucket
+// with a burst of 10 let 20 through in the first minute), cancels give one back.
 func TestLimiter(t *testing.T) {
 	clk := newFakeClock()
 	l := NewLimiter(10, clk.Now)
@@ -1004,29 +1006,52 @@ func TestLimiter(t *testing.T) {
 		if !l.Reserve() {
 			t.Fatalf("reserve %d refused", i)
 		}
+		clk.Advance(time.Second) // reservations at 0s..9s
 	}
 	if l.Reserve() {
-		t.Fatal("11th reserve in a minute allowed")
+		t.Fatal("11th reserve within a minute allowed")
 	}
-	clk.Advance(5900 * time.Millisecond)
+	clk.Advance(49 * time.Second) // now 59s: the first reservation (0s) is 59s old
 	if l.Reserve() {
-		t.Fatal("refilled too early")
+		t.Fatal("a slot opened before the oldest reservation left the window")
 	}
-	clk.Advance(100 * time.Millisecond)
+	clk.Advance(time.Second) // 60s: the 0s reservation leaves the window
 	if !l.Reserve() {
-		t.Fatal("not refilled after 6s")
+		t.Fatal("no slot after the oldest reservation left the window")
 	}
+	if l.Reserve() {
+		t.Fatal("two slots opened for one expired reservation")
+	}
+	l.Cancel() // the last fetch failed: its slot comes back
+	if !l.Reserve() {
+		t.Fatal("cancel did not give the slot back")
+	}
+	// Over any 60 s, never more than 10, however the calls are spread.
 	clk.Advance(time.Hour)
-	for range 20 {
-		l.Cancel()
+	granted := 0
+	for i := 0; i < 600; i++ { // one try every 200 ms for two minutes
+		if l.Reserve() {
+			granted++
+		}
+		clk.Advance(200 * time.Millisecond)
 	}
+	if granted != 20 {
+		t.Fatalf("%d reservations in 120 s, want 20", granted)
+	}
+	for range 20 {
+		l.Cancel() // cancels beyond the reservations held are harmless
+	}
+	if n := countReserves(l); n != 10 {
+		t.Fatalf("%d reservations after extra cancels, want 10", n)
+	}
+}
+
+func countReserves(l *Limiter) int {
 	n := 0
 	for l.Reserve() {
 		n++
 	}
-	if n != 10 {
-		t.Fatalf("%d tokens after a long idle and extra cancels, want the burst of 10", n)
-	}
+	return n
 }
 
 // TestMaxStale is T13 (J19): once the last good fetch is older than max_stale the keys are
@@ -1146,14 +1171,16 @@ func TestTTL(t *testing.T) {
 	}
 }
 
-// TestScheduleFromHeaders: a fetch schedules the next one at now + clamp(TTL) (J14).
+// TestScheduleFromHeaders: a fetch schedules the next one at now + clamp(TTL) (J14), and never
+// later than max_stale/2: with the defaults a 7-day max-age clamps to 24 h = max_stale, so the
+// refresh comes at 12 h, leaving 12 h of retries before the keys would expire.
 func TestScheduleFromHeaders(t *testing.T) {
 	for _, tc := range []struct {
 		cc   string
 		want time.Duration
 	}{
 		{"max-age=10", 300 * time.Second},
-		{"max-age=604800", 86400 * time.Second},
+		{"max-age=604800", 43200 * time.Second},
 		{"", time.Hour},
 		{"no-store", 300 * time.Second},
 		{"max-age=1800", 1800 * time.Second},
@@ -1625,4 +1652,31 @@ func (w *syncWriter) lines(t *testing.T) []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// TestRefreshBeforeMaxStale: the scheduled refresh always comes before the keys expire. With
+// max_refresh_interval = max_stale (the defaults), a long max-age plus jitter would otherwise
+// schedule it after max_stale and answer 503 while the IdP is healthy.
+func TestRefreshBeforeMaxStale(t *testing.T) {
+	cases := []struct {
+		name                 string
+		ttl, min, max, stale time.Duration
+		jitter               float64
+		want                 time.Duration
+	}{
+		{"defaults, 7-day max-age, top jitter", 7 * 24 * time.Hour, 5 * time.Minute, 24 * time.Hour, 24 * time.Hour, 0.999, 12 * time.Hour},
+		{"short max_stale beats min_refresh", time.Hour, 5 * time.Minute, 24 * time.Hour, 10 * time.Second, 0.5, 5 * time.Second},
+		{"room to spare: plain clamp and jitter", time.Hour, 5 * time.Minute, 24 * time.Hour, 24 * time.Hour, 0.5, time.Hour},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := refreshAfter(c.ttl, RemoteOptions{MinRefreshInterval: c.min, MaxRefreshInterval: c.max, MaxStale: c.stale, Jitter: func() float64 { return c.jitter }})
+			if got != c.want {
+				t.Fatalf("refreshAfter = %s, want %s", got, c.want)
+			}
+			if got >= c.stale {
+				t.Fatalf("refresh after %s is not before max_stale %s", got, c.stale)
+			}
+		})
+	}
 }
