@@ -235,6 +235,8 @@ func buildCore(o buildOptions) (*core, error) {
 	for _, p := range c.providers {
 		names = append(names, p.name)
 	}
+	// Rule warnings (unreachable rules) were logged with the config's other warnings by
+	// server.Run; only errors matter here.
 	pol, problems, err := policy.Compile(config.Rules(o.cfg), names)
 	if err != nil {
 		var msgs []string
@@ -244,9 +246,6 @@ func buildCore(o buildOptions) (*core, error) {
 			}
 		}
 		return nil, fmt.Errorf("%s", strings.Join(msgs, "\n"))
-	}
-	for _, p := range problems {
-		o.logger.Warn("rule problem", "field", p.Path, "warning", p.Message)
 	}
 	ao := authz.Options{
 		Realm:           o.cfg.Realm,

@@ -116,7 +116,7 @@ func Run(ctx context.Context, o Options) error {
 		extra0 = []string{DevProvider}
 	}
 	for _, w := range config.ValidateWith(cfg, extra0).Warnings() {
-		log.Warn("configuration relaxes a check", "field", w.Path, "warning", w.Message)
+		log.Warn("configuration warning", "field", w.Path, "warning", w.Message)
 	}
 
 	tlsConf, err := listenerTLS(cfg.GetServer().GetTls())
@@ -162,9 +162,22 @@ func Run(ctx context.Context, o Options) error {
 
 	var draining atomic.Bool
 	var c *core
+	var lastMissing atomic.Value // string: providers without usable keys at the last update
+	lastMissing.Store("")
 	update := func() {
-		if c != nil {
-			setServing(hs, !draining.Load() && c.ready())
+		if c == nil {
+			return
+		}
+		setServing(hs, !draining.Load() && c.ready())
+		// Say so when a provider loses or regains its keys: past max_stale nothing else
+		// logs the moment checks start answering 503.
+		missing := strings.Join(c.notReady(), ",")
+		if prev := lastMissing.Swap(missing).(string); prev != missing {
+			if missing != "" {
+				log.Warn("providers without usable keys: their tokens get 503 and /readyz fails", "providers", missing)
+			} else if prev != "" {
+				log.Info("every provider has usable keys again")
+			}
 		}
 	}
 	c, err = buildCore(buildOptions{
