@@ -436,7 +436,14 @@ func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg
 	if errors.Is(err, ErrKIDUnknown) {
 		// The token passed every cheap check: a rotation may have published a new key.
 		// The source decides whether a fetch is allowed now (cooldown, backoff, cap).
-		if fresh, rerr := p.Keys.RefreshForKID(ctx); rerr == nil && fresh != nil {
+		fresh, rerr := p.Keys.RefreshForKID(ctx)
+		if rerr != nil || fresh == nil {
+			// Refused (usually the cooldown): a fetch that finished between our Current()
+			// and now may already hold the kid, and refusing it would deny a valid token
+			// during a rotation. Looking again costs one atomic load.
+			fresh, _ = p.Keys.Current()
+		}
+		if fresh != nil && fresh != set {
 			keys, err = pick(fresh, kid, hasKID, alg)
 		}
 	}
