@@ -5,6 +5,8 @@
 // wrote). Run with `go test -tags integration ./cmd/jwtauthz/` (make test does).
 package main
 
+//lint:file-ignore SA1019 the tests read HeaderValueOption.append, deprecated but the field Envoy honours (envoy-notes R5).
+
 import (
 	"bufio"
 	"bytes"
