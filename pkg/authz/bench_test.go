@@ -25,6 +25,12 @@ import (
 // header projection. Keys are in a static set (the remote cache serves the same *jwks.Set).
 // Compare with Authorino's AuthPipeline (RS256, cached JWKS, one rule): ~350-390 µs/op,
 // ~80 KiB/op, ~890 allocs/op (landscape.md §3.1).
+//
+// cache=off verifies every token in full (no token cache). cache=hit presents one token over
+// and over with the token cache on: every decision but the first is answered from the cache.
+// cache=miss alternates two tokens through a cache of one entry: every decision looks up,
+// verifies in full and inserts (evicting the other token), the cost of a token seen for the
+// first time.
 func BenchmarkDecide(b *testing.B) {
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -37,31 +43,53 @@ func BenchmarkDecide(b *testing.B) {
 		{jose.ES256, ecKey},
 		{jose.EdDSA, edKey},
 	}
+	caches := []struct {
+		suffix string
+		cache  func() *token.Cache // nil: no token cache
+		tokens int                 // distinct tokens presented in turn
+	}{
+		{"/cache=off", nil, 1},
+		{"/cache=hit", func() *token.Cache { return token.NewCache(token.CacheOptions{}) }, 1},
+		{"/cache=miss", func() *token.Cache { return token.NewCache(token.CacheOptions{MaxEntries: 1}) }, 2},
+	}
 	for _, nkeys := range []int{1, 5} {
 		for _, c := range cases {
-			b.Run(fmt.Sprintf("%s/keys=%d", c.alg, nkeys), func(b *testing.B) {
-				a, tok := benchAuthorizer(b, c.alg, c.priv, nkeys)
-				req := &authz.Request{
-					Transport: "grpc", Method: "GET", Host: "api.example.com", Path: "/orders",
-					Headers: map[string][]string{
-						":authority": {"api.example.com"}, ":method": {"GET"}, ":path": {"/orders"},
-						"authorization": {"Bearer " + tok}, "x-request-id": {"bench"}, "user-agent": {"curl/8"},
-					},
-				}
-				ctx := context.Background()
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					if d := a.Decide(ctx, req); !d.Allow {
-						b.Fatalf("denied: %s", d.Reason)
+			for _, tc := range caches {
+				b.Run(fmt.Sprintf("%s/keys=%d%s", c.alg, nkeys, tc.suffix), func(b *testing.B) {
+					var cache *token.Cache
+					if tc.cache != nil {
+						cache = tc.cache()
 					}
-				}
-			})
+					a, toks := benchAuthorizer(b, c.alg, c.priv, nkeys, cache, tc.tokens)
+					var reqs []*authz.Request
+					for _, tok := range toks {
+						reqs = append(reqs, &authz.Request{
+							Transport: "grpc", Method: "GET", Host: "api.example.com", Path: "/orders",
+							Headers: map[string][]string{
+								":authority": {"api.example.com"}, ":method": {"GET"}, ":path": {"/orders"},
+								"authorization": {"Bearer " + tok}, "x-request-id": {"bench"}, "user-agent": {"curl/8"},
+							},
+						})
+					}
+					ctx := context.Background()
+					b.ReportAllocs()
+					b.ResetTimer()
+					i := 0
+					for b.Loop() {
+						if d := a.Decide(ctx, reqs[i%len(reqs)]); !d.Allow {
+							b.Fatalf("denied: %s", d.Reason)
+						}
+						i++
+					}
+				})
+			}
 		}
 	}
 }
 
-func benchAuthorizer(b *testing.B, alg jose.SignatureAlgorithm, priv crypto.Signer, nkeys int) (*authz.Authorizer, string) {
+// benchAuthorizer builds one provider over a static set of nkeys keys, with the given token
+// cache (nil for none), and mints ntokens distinct valid tokens.
+func benchAuthorizer(b *testing.B, alg jose.SignatureAlgorithm, priv crypto.Signer, nkeys int, cache *token.Cache, ntokens int) (*authz.Authorizer, []string) {
 	b.Helper()
 	const iss = "https://issuer.example.com"
 	keys := []*jwks.Key{{KID: "k0", Alg: string(alg), Public: priv.Public()}}
@@ -74,7 +102,7 @@ func benchAuthorizer(b *testing.B, alg jose.SignatureAlgorithm, priv crypto.Sign
 		Name: "bench", Issuer: iss, Audiences: []string{"https://api.example.com"},
 		Algorithms: []string{"RS256", "ES256", "EdDSA"}, TokenTypes: []string{"", "JWT", "at+jwt"},
 		ClockSkew: time.Minute, Keys: jwks.NewStatic(jwks.NewSet(keys)),
-	}}, token.Options{})
+	}}, token.Options{Cache: cache})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -97,12 +125,16 @@ func benchAuthorizer(b *testing.B, alg jose.SignatureAlgorithm, priv crypto.Sign
 		b.Fatal(err)
 	}
 	now := time.Now()
-	tok, err := jwt.Signed(signer).Claims(map[string]any{
-		"iss": iss, "sub": "user-123", "aud": "https://api.example.com", "email": "user@example.com",
-		"scope": "read write", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-	}).Serialize()
-	if err != nil {
-		b.Fatal(err)
+	var toks []string
+	for i := range ntokens {
+		tok, err := jwt.Signed(signer).Claims(map[string]any{
+			"iss": iss, "sub": fmt.Sprintf("user-%d", 123+i), "aud": "https://api.example.com", "email": "user@example.com",
+			"scope": "read write", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		}).Serialize()
+		if err != nil {
+			b.Fatal(err)
+		}
+		toks = append(toks, tok)
 	}
-	return a, tok
+	return a, toks
 }

@@ -121,6 +121,8 @@ type setup struct {
 	rules []policy.RuleSpec
 	// partnerHeader makes partner also read a raw token from the x-partner-token header.
 	partnerHeader bool
+	// tokenCache, when set, is the verifier's token cache.
+	tokenCache *token.Cache
 }
 
 // newAuthorizer builds three providers: main (Authorization: Bearer, every projection), partner
@@ -139,7 +141,7 @@ func newAuthorizer(t testing.TB, s setup) *Authorizer {
 		tp("main", issMain, staticKeys(t, issMain)),
 		tp("partner", issPartner, staticKeys(t, issPartner)),
 		tp("down", issDown, jwks.NewStatic(nil)),
-	}, token.Options{Now: now})
+	}, token.Options{Now: now, Cache: s.tokenCache})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,6 +63,15 @@ func (m *Metrics) ObserveDecision(transport, decision string, reason authz.Reaso
 	m.CheckDuration.WithLabelValues(transport, decision).Observe(d.Seconds())
 }
 
+// ObserveTokenCache counts one verified-token cache lookup; it is token.CacheOptions.OnLookup.
+func (m *Metrics) ObserveTokenCache(hit bool) {
+	if hit {
+		m.CacheHits.Inc()
+		return
+	}
+	m.CacheMisses.Inc()
+}
+
 // Fetch results, the result label of jwtauthz_jwks_fetches_total (contract.md).
 var fetchResults = []string{"ok", "error", "not_modified"}
 

@@ -81,3 +81,33 @@ func TestKeySetMetrics(t *testing.T) {
 	}
 	New(prometheus.NewRegistry()).KeySet("idp", func() int { return 0 }, func() (time.Duration, bool) { return 0, false })
 }
+
+// TestTokenCacheCounters: ObserveTokenCache (token.CacheOptions.OnLookup) moves the contract's
+// two counters, which exist at zero from the start.
+func TestTokenCacheCounters(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	value := func(name string) float64 {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				return mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+		t.Fatalf("%s not exposed", name)
+		return 0
+	}
+	if h, n := value("jwtauthz_token_cache_hits_total"), value("jwtauthz_token_cache_misses_total"); h != 0 || n != 0 {
+		t.Fatalf("at start: %g hits, %g misses", h, n)
+	}
+	for _, hit := range []bool{false, true, true, false, true} {
+		m.ObserveTokenCache(hit)
+	}
+	if h, n := value("jwtauthz_token_cache_hits_total"), value("jwtauthz_token_cache_misses_total"); h != 3 || n != 2 {
+		t.Fatalf("%g hits, %g misses; want 3 and 2", h, n)
+	}
+}

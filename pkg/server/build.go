@@ -227,7 +227,15 @@ func buildCore(o buildOptions) (*core, error) {
 		add(e.cfg, bp)
 	}
 
-	v, err := token.NewVerifier(tps, token.Options{Now: o.now})
+	to := token.Options{Now: o.now}
+	if tc := o.cfg.GetTokenCache(); tc.GetEnabled() {
+		co := token.CacheOptions{MaxEntries: int(tc.GetMaxEntries())}
+		if o.metrics != nil {
+			co.OnLookup = o.metrics.ObserveTokenCache
+		}
+		to.Cache = token.NewCache(co)
+	}
+	v, err := token.NewVerifier(tps, to)
 	if err != nil {
 		return nil, err
 	}

@@ -87,7 +87,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 // waitTimers blocks until at least n timers are pending: the loops that set them are parked.
 func (c *fakeClock) waitTimers(t *testing.T, n int) {
 	t.Helper()
-	deadline := time.After(10 * time.Second)
+	deadline := time.After(time.Minute) // a safety net for slow machines, not a sleep
 	for {
 		c.mu.Lock()
 		have, added := len(c.pending), c.added

@@ -47,6 +47,10 @@ type Provider struct {
 type Options struct {
 	// Now is the clock for exp, nbf and iat; default time.Now.
 	Now func() time.Time
+	// Cache, when set, remembers successful verifications (cache.go); nil verifies every
+	// token in full. One Cache may serve several Verifiers (a config reload): an entry is
+	// only ever used by the Verifier that made it.
+	Cache *Cache
 }
 
 // Verifier verifies tokens for a fixed set of providers. It is safe for concurrent use.
@@ -54,6 +58,10 @@ type Verifier struct {
 	byIssuer map[string]*provider
 	loose    map[string]*provider // near-miss issuers, to tell iss_mismatch from issuer_unknown
 	now      func() time.Time
+	cache    *Cache
+	// onVerify, when set (by tests only), is called once per full verification: the seam
+	// that shows a cache hit skips the parse, the key lookup and the signature.
+	onVerify func()
 }
 
 type provider struct {
@@ -68,7 +76,7 @@ type provider struct {
 // audiences are required unless AllowAnyAudience: go-jose skips checks whose expected value is
 // empty, and we never want that by accident (jwt-security.md §4).
 func NewVerifier(providers []*Provider, o Options) (*Verifier, error) {
-	v := &Verifier{byIssuer: map[string]*provider{}, loose: map[string]*provider{}, now: o.Now}
+	v := &Verifier{byIssuer: map[string]*provider{}, loose: map[string]*provider{}, now: o.Now, cache: o.Cache}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -121,7 +129,9 @@ func newProvider(p *Provider) (*provider, error) {
 	return cp, nil
 }
 
-// Token is a verified token.
+// Token is a verified token. A Token returned without an error may be shared by every request
+// that presents the same token while it sits in the cache: callers must treat it, its Claims
+// (nested maps and slices included) and its Payload as read-only.
 type Token struct {
 	Provider *Provider
 	Alg, KID string
@@ -135,21 +145,40 @@ type Token struct {
 // whose Provider is set when the issuer picked one (for logs and metrics), and an error wrapping
 // one sentinel. A nil error means the signature, issuer, audience, times and required claims
 // all checked out.
+//
+// With a Cache, a token verified before is answered from it when a fresh verification could
+// only agree: same Verifier, the provider's key set still the very one that verified the
+// signature, and now within the token's time window (cache.go).
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
-	tok := &Token{}
+	now := v.now()
+	if v.cache != nil {
+		return v.cache.verify(ctx, v, raw, now)
+	}
+	tok, _, err := v.verify(ctx, raw, now)
+	return tok, err
+}
+
+// verify is Verify without the cache, at the instant now. On success keys is the set whose key
+// checked the signature: the cache's entry stays usable only while the provider still serves
+// that very set.
+func (v *Verifier) verify(ctx context.Context, raw string, now time.Time) (tok *Token, keys *jwks.Set, err error) {
+	if v.onVerify != nil {
+		v.onVerify()
+	}
+	tok = &Token{}
 	p, err := parseCompact(raw)
 	if err != nil {
-		return tok, err
+		return tok, nil, err
 	}
 
 	// Step 3: the unverified iss only picks a key set; the signature below binds it.
 	iss, ok := p.claims["iss"]
 	if !ok || iss == nil {
-		return tok, fmt.Errorf("%w: no iss claim", ErrIssuerUnknown)
+		return tok, nil, fmt.Errorf("%w: no iss claim", ErrIssuerUnknown)
 	}
 	issStr, ok := iss.(string)
 	if !ok {
-		return tok, fmt.Errorf("%w: iss is not a string", ErrClaimType)
+		return tok, nil, fmt.Errorf("%w: iss is not a string", ErrClaimType)
 	}
 	prov := v.byIssuer[issStr]
 	if prov == nil {
@@ -157,9 +186,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 			// Same issuer up to case, scheme or a trailing slash: almost always a
 			// misconfiguration, and worth naming as such in the logs (C6).
 			tok.Provider = near.Provider
-			return tok, fmt.Errorf("%w: iss differs from the configured issuer", ErrIssMismatch)
+			return tok, nil, fmt.Errorf("%w: iss differs from the configured issuer", ErrIssMismatch)
 		}
-		return tok, fmt.Errorf("%w", ErrIssuerUnknown)
+		return tok, nil, fmt.Errorf("%w", ErrIssuerUnknown)
 	}
 	tok.Provider = prov.Provider
 	tok.Issuer = issStr
@@ -167,32 +196,32 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Token, error) {
 	// The claims gate runs after the header policy and before any key work: claims are cheap,
 	// and a token that fails them must never cause a key fetch (jwks-cache.md J16, J17). The
 	// payload is the signed one, so checking it before the signature changes no outcome.
-	now := v.now()
 	gate := func() error { return prov.checkClaims(p.claims, now) }
-	if err := prov.verifySignature(ctx, p.jws, tok, gate); err != nil {
-		return tok, err
+	keys, err = prov.verifySignature(ctx, p.jws, tok, gate)
+	if err != nil {
+		return tok, nil, err
 	}
 	tok.Claims = p.claims
 	tok.Payload = p.payload
 	if s, ok := p.claims["sub"].(string); ok {
 		tok.Subject = s
 	}
-	return tok, nil
+	return tok, keys, nil
 }
 
 // verifySignature is the JWS half of Verify, kept apart so that generic JWS test vectors
 // (Wycheproof) run through the production code: header policy (jwt-security.md §2 step 5),
 // go-jose's parse with only this token's algorithm allowed, then gate (nil for none), key
 // resolution (step 7) and the signature (step 8). It records alg and kid in tok as soon as they
-// are known, for logs and metrics.
-func (p *provider) verifySignature(ctx context.Context, j *jws, tok *Token, gate func() error) error {
+// are known, for logs and metrics. On success it returns the key set whose key verified.
+func (p *provider) verifySignature(ctx context.Context, j *jws, tok *Token, gate func() error) (*jwks.Set, error) {
 	alg, kid, hasKID, err := p.checkHeader(j.header)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tok.Alg, tok.KID = alg, kid
 	if j.unsigned {
-		return fmt.Errorf("%w: empty signature", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty signature", ErrMalformed)
 	}
 
 	// go-jose parses the header once more and gives us its verifier. Errors here are
@@ -201,31 +230,31 @@ func (p *provider) verifySignature(ctx context.Context, j *jws, tok *Token, gate
 	if err != nil {
 		var unexpected *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &unexpected) {
-			return fmt.Errorf("%w: %v", ErrAlgNotAllowed, err)
+			return nil, fmt.Errorf("%w: %v", ErrAlgNotAllowed, err)
 		}
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(sig.Headers) != 1 {
-		return fmt.Errorf("%w: %d signatures", ErrMalformed, len(sig.Headers))
+		return nil, fmt.Errorf("%w: %d signatures", ErrMalformed, len(sig.Headers))
 	}
 
 	if gate != nil {
 		if err := gate(); err != nil {
-			return err
+			return nil, err
 		}
 	}
 
-	keys, err := p.resolveKeys(ctx, kid, hasKID, alg)
+	keys, set, err := p.resolveKeys(ctx, kid, hasKID, alg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, k := range keys {
 		// No destination: go-jose only verifies; our own strict decode is the claims set.
 		if sig.Claims(verificationKey(k.Public, alg)) == nil {
-			return nil
+			return set, nil
 		}
 	}
-	return fmt.Errorf("%w", ErrBadSignature)
+	return nil, fmt.Errorf("%w", ErrBadSignature)
 }
 
 // checkHeader applies the header policy (jwt-security.md §2 step 5, §3.4).
@@ -418,8 +447,9 @@ func isEmptyClaim(v any) bool {
 }
 
 // resolveKeys picks the candidate keys ourselves (jwt-security.md §5): go-jose's key set would
-// take the first of duplicate kids and check neither alg nor use.
-func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg string) ([]*jwks.Key, error) {
+// take the first of duplicate kids and check neither alg nor use. It also returns the set the
+// keys come from.
+func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg string) ([]*jwks.Key, *jwks.Set, error) {
 	set, err := p.Keys.Current()
 	if errors.Is(err, jwks.ErrKeysUnavailable) {
 		// No usable keys yet (or any more): this token passed the cheap checks, so ask for a
@@ -430,7 +460,7 @@ func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("token: provider %s: %w", p.Name, err)
+		return nil, nil, fmt.Errorf("token: provider %s: %w", p.Name, err)
 	}
 	keys, err := pick(set, kid, hasKID, alg)
 	if errors.Is(err, ErrKIDUnknown) {
@@ -445,9 +475,10 @@ func (p *provider) resolveKeys(ctx context.Context, kid string, hasKID bool, alg
 		}
 		if fresh != nil && fresh != set {
 			keys, err = pick(fresh, kid, hasKID, alg)
+			set = fresh
 		}
 	}
-	return keys, err
+	return keys, set, err
 }
 
 func pick(set *jwks.Set, kid string, hasKID bool, alg string) ([]*jwks.Key, error) {
