@@ -52,6 +52,9 @@ func ValidateWith(c *configv1.Config, extraProviders []string) Problems {
 	if c.Realm != "" && !isQuotable(c.Realm) {
 		v.add("realm", "must be printable ASCII without '\"' or '\\' (it is quoted in WWW-Authenticate)")
 	}
+	if n := c.GetTokenCache().GetMaxEntries(); n > 1_000_000 {
+		v.add("token_cache.max_entries", fmt.Sprintf("must be at most 1000000 (each entry holds a token of up to max_token_bytes), got %d", n))
+	}
 	if n := c.GetMaxTokenBytes(); n < 256 || n > 1<<20 {
 		v.add("max_token_bytes", fmt.Sprintf("must be between 256 and 1048576, got %d", n))
 	}
