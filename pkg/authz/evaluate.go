@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jwtauthz/jwtauthz/pkg/policy"
@@ -47,7 +48,7 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 		for _, name := range req.Providers() {
 			if p := a.providers[name]; p != nil {
 				for _, s := range p.Sources {
-					if !contains(srcs, s) {
+					if !slices.Contains(srcs, s) {
 						srcs = append(srcs, s)
 					}
 				}
@@ -332,11 +333,11 @@ func (a *Authorizer) allowTokens(providers []string, ev *evaluation) Decision {
 			src := ev.byProvider[name].cred.Source
 			switch src.Kind {
 			case token.FromHeader:
-				if !set[src.Name] && !contains(d.RemoveHeaders, src.Name) {
+				if !set[src.Name] && !slices.Contains(d.RemoveHeaders, src.Name) {
 					d.RemoveHeaders = append(d.RemoveHeaders, src.Name)
 				}
 			case token.FromParam:
-				if !contains(d.RemoveQueryParams, src.Name) {
+				if !slices.Contains(d.RemoveQueryParams, src.Name) {
 					d.RemoveQueryParams = append(d.RemoveQueryParams, src.Name)
 				}
 			}
@@ -345,14 +346,6 @@ func (a *Authorizer) allowTokens(providers []string, ev *evaluation) Decision {
 	return d
 }
 
-func contains[T comparable](list []T, s T) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
 
 func truncate(s string, n int) string {
 	if len(s) > n {
