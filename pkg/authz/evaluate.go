@@ -346,7 +346,6 @@ func (a *Authorizer) allowTokens(providers []string, ev *evaluation) Decision {
 	return d
 }
 
-
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
