@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,8 +42,9 @@ func cmdIssuer(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := newLogger(stderr, "info", "json")
+	base := strings.TrimSuffix(*issuer, "/")
 	log.Info("dev issuer serving; for development and demos only", "addr", ln.Addr().String(), "issuer", *issuer,
-		"jwks_uri", *issuer+"/.well-known/jwks.json", "token_endpoint", *issuer+"/token")
+		"jwks_uri", base+"/.well-known/jwks.json", "token_endpoint", base+"/token")
 	srv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

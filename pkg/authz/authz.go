@@ -33,6 +33,10 @@ type Request struct {
 	RequestID string
 	// ContextExtensions are Envoy's per-route settings (contract: jwtauthz.*).
 	ContextExtensions map[string]string
+	// Problem, set by an adapter, says the request cannot be judged as sent (a configured
+	// forward-auth header missing or repeated). The answer is 403 route_misconfigured with
+	// Problem in the log: a broken proxy setup fails closed, never falls back.
+	Problem string
 }
 
 // Header is one header to set upstream. Names are lower-case.

@@ -32,6 +32,9 @@ func (a *Authorizer) decide(ctx context.Context, r *Request) Decision {
 		// request that follows is checked.
 		return a.allowWithout(ReasonCORSPreflight)
 	}
+	if r.Problem != "" {
+		return a.misconfigured(r.Problem)
+	}
 	req, d, done := a.requirement(r)
 	if done {
 		return d

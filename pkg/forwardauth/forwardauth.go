@@ -61,8 +61,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Request translates an HTTP check request. The original method, URI and host come from the
-// configured headers when set and present, and otherwise from the request line and Host, which
-// is what Envoy's http_service sends.
+// configured headers (which must then be present exactly once), and otherwise from the request
+// line and Host, which is what Envoy's http_service sends.
 func (h *Handler) Request(r *http.Request) *authz.Request {
 	req := &authz.Request{
 		Transport: "http",
@@ -73,15 +73,25 @@ func (h *Handler) Request(r *http.Request) *authz.Request {
 	for k, v := range r.Header {
 		req.Headers[strings.ToLower(k)] = v
 	}
-	if m := headerValue(r.Header, h.o.MethodHeader); m != "" {
-		req.Method = m
-	}
-	if hst := headerValue(r.Header, h.o.HostHeader); hst != "" {
-		req.Host = hst
-	}
-	uri := headerValue(r.Header, h.o.URIHeader)
-	if uri == "" {
-		uri = r.URL.RequestURI()
+	uri := r.URL.RequestURI()
+	for _, c := range []struct {
+		name string
+		dst  *string
+	}{{h.o.MethodHeader, &req.Method}, {h.o.HostHeader, &req.Host}, {h.o.URIHeader, &uri}} {
+		if c.name == "" {
+			continue
+		}
+		// A configured header must be there exactly once: falling back to the request line
+		// (the auth endpoint's own path) or picking one of two values would let a broken proxy
+		// setup, or a client's extra header, choose the rule.
+		switch vals := r.Header.Values(c.name); {
+		case len(vals) == 0 || vals[0] == "":
+			req.Problem = "forward-auth header " + c.name + " is missing: the proxy must set it on every check (server.forward_auth)"
+		case len(vals) > 1:
+			req.Problem = "forward-auth header " + c.name + " is repeated: the proxy must overwrite it, not append (server.forward_auth)"
+		default:
+			*c.dst = vals[0]
+		}
 	}
 	req.Path, req.Query, _ = strings.Cut(uri, "?")
 	req.RequestID = r.Header.Get("X-Request-Id")
@@ -89,14 +99,6 @@ func (h *Handler) Request(r *http.Request) *authz.Request {
 		req.Principal = r.TLS.PeerCertificates[0].Subject.String()
 	}
 	return req
-}
-
-// headerValue reads a configured header; "" when unconfigured or absent.
-func headerValue(h http.Header, name string) string {
-	if name == "" {
-		return ""
-	}
-	return h.Get(name)
 }
 
 // Write renders a Decision (contract.md "Decisions on the wire", HTTP form).

@@ -226,9 +226,33 @@ func TestForwardedURI(t *testing.T) {
 	if req := nginx.Request(r); req.Method != "PUT" || req.Path != "/orig" || req.Query != "z=2" {
 		t.Fatalf("%+v", req)
 	}
+	if req := nginx.Request(r); req.Problem != "" {
+		t.Fatalf("problem on a good request: %q", req.Problem)
+	}
+	// A configured header that is absent, empty or repeated never falls back or picks one:
+	// the request is marked, and the decision is route_misconfigured (second new-user trial).
 	r = httptest.NewRequest("PATCH", "/plain?q=1", nil)
-	if req := nginx.Request(r); req.Method != "PATCH" || req.Path != "/plain" || req.Query != "q=1" {
+	if req := nginx.Request(r); !strings.Contains(req.Problem, "X-Original-URI is missing") {
 		t.Fatalf("configured header absent: %+v", req)
+	}
+	r = httptest.NewRequest("GET", "/auth", nil)
+	r.Header.Add("X-Original-Uri", "/healthz")
+	r.Header.Add("X-Original-Uri", "/admin/x")
+	if req := nginx.Request(r); !strings.Contains(req.Problem, "X-Original-URI is repeated") {
+		t.Fatalf("configured header repeated: %+v", req)
+	}
+}
+
+// TestMisconfiguredProxyDenied: the marked request is a 403 route_misconfigured on the wire.
+func TestMisconfiguredProxyDenied(t *testing.T) {
+	a, iss := setup(t, nil)
+	tok, _ := iss.Mint(devissuer.TokenRequest{Sub: "alice"})
+	req := httptest.NewRequest("GET", "/auth", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	rec := httptest.NewRecorder()
+	forwardauth.New(a, forwardauth.Options{URIHeader: "X-Original-URI"}).ServeHTTP(rec, req)
+	if rec.Code != 403 || rec.Header().Get("WWW-Authenticate") != "" || !strings.Contains(rec.Body.String(), `"access_denied"`) {
+		t.Fatalf("got %d %v %s, want 403 access_denied without a challenge", rec.Code, rec.Header(), rec.Body.String())
 	}
 }
 

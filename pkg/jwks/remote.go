@@ -421,7 +421,11 @@ func (r *Remote) fetchAndInstall(ctx context.Context, c *call, a attempt) {
 	}
 	switch {
 	case err != nil:
-		log.Warn("jwks fetch failed; keeping the last good keys", "error", err.Error(), "consecutive_failures", failures)
+		msg := "jwks fetch failed; keeping the last good keys"
+		if r.set.Load() == nil {
+			msg = "jwks fetch failed; no keys yet, this provider's tokens get 503"
+		}
+		log.Warn(msg, "error", err.Error(), "consecutive_failures", failures)
 	case out.notModified:
 		log.Info("jwks not modified; keeping the current keys", "keys", out.set.Len())
 	default:

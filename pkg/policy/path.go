@@ -52,6 +52,12 @@ var readings = [...]reading{
 // another rule with the same requirement (two public rules, or the default twice) agree.
 func (p *Policy) MatchRequest(method, host, path string) (*Requirement, int, error) {
 	h := hostOnly(host)
+	if len(p.rules) > 0 && !strings.HasPrefix(path, "/") {
+		// Absolute-form ("http://x/admin"), relative ("admin/x") or "*": no path rule can match
+		// it as written, yet an upstream may read it as /admin. Refuse rather than fall through
+		// to a weaker rule.
+		return nil, -1, ErrAmbiguousPath
+	}
 	req, i := p.match(method, h, path)
 	if len(p.rules) == 0 || !mayNormalize(path) {
 		return req, i, nil

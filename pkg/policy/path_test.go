@@ -138,8 +138,13 @@ func TestMatchRequestPaths(t *testing.T) {
 
 		// relative paths (never from Envoy; a forward-auth header may carry one)
 		{"relative dot path", "./admin", ambiguous},
-		{"relative path", "admin", -1},
-		{"asterisk-form", "*", -1},
+		// a path not starting with "/" can match no path rule as written, while an upstream
+		// may read it as /admin: refused (second new-user trial)
+		{"relative path", "admin", ambiguous},
+		{"relative path under a rule", "admin/x", ambiguous},
+		{"absolute-form", "http://api.example.com/admin", ambiguous},
+		{"asterisk-form", "*", ambiguous},
+		{"empty path", "", ambiguous},
 
 		// two rules with the same requirement (none) agree
 		{"public to public", "/static/../public/x", 3},

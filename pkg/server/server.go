@@ -162,8 +162,11 @@ func Run(ctx context.Context, o Options) error {
 
 	var draining atomic.Bool
 	var c *core
-	var lastMissing atomic.Value // string: providers without usable keys at the last update
-	lastMissing.Store("")
+	// Providers without usable keys at the last update. It starts as "unknown" so that the
+	// first fetches at start log nothing alarming; a provider still without keys then is
+	// reported by its fetch errors, and later losses and recoveries are logged here.
+	var lastMissing atomic.Value
+	lastMissing.Store("\x00unknown")
 	update := func() {
 		if c == nil {
 			return
@@ -172,12 +175,16 @@ func Run(ctx context.Context, o Options) error {
 		// Say so when a provider loses or regains its keys: past max_stale nothing else
 		// logs the moment checks start answering 503.
 		missing := strings.Join(c.notReady(), ",")
-		if prev := lastMissing.Swap(missing).(string); prev != missing {
-			if missing != "" {
-				log.Warn("providers without usable keys: their tokens get 503 and /readyz fails", "providers", missing)
-			} else if prev != "" {
-				log.Info("every provider has usable keys again")
+		switch prev := lastMissing.Swap(missing).(string); {
+		case prev == missing:
+		case prev == "\x00unknown":
+			if missing == "" {
+				log.Info("every provider has usable keys")
 			}
+		case missing != "":
+			log.Warn("providers without usable keys: their tokens get 503 and /readyz fails", "providers", missing)
+		default:
+			log.Info("every provider has usable keys again")
 		}
 	}
 	c, err = buildCore(buildOptions{
