@@ -370,6 +370,10 @@ func TestProviderIsolation(t *testing.T) {
 	release := pa.hold()
 	t.Cleanup(release)
 	pa.publish(a1, a2)
+	// Both Run loops must have parked their hour-long timers before the clock moves: remoteFor
+	// for B returns as soon as one such timer exists, and A's already did (a CI run once
+	// advanced before B parked, and B's refresh never came).
+	clk.WaitPending(t, time.Hour, 2)
 	// Both scheduled refreshes come due: A's hangs at the IdP, B's completes.
 	clk.Advance(time.Hour)
 	if res := next(t, fb); res.Err != nil || res.Trigger != "schedule" {

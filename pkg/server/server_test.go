@@ -77,8 +77,8 @@ providers:
 		t.Fatalf("idp token with keys: %d %s", code, reason)
 	}
 
-	// The IdP fails again and max_stale passes with no fetch in between (the next refresh is an
-	// hour away): keys dropped, 503, not ready, still alive.
+	// The IdP fails again and max_stale passes without a good fetch (the refresh, due at
+	// max_stale/2, fails against the down IdP): keys dropped, 503, not ready, still alive.
 	p.down()
 	clk.Advance(600 * time.Second)
 	if code, _ := s.check(t, idpTok()); code != http.StatusOK {
