@@ -79,7 +79,7 @@ func (c *fakeClock) pendingOf(d time.Duration) int {
 // them are then parked on them.
 func (c *fakeClock) waitPending(t *testing.T, d time.Duration, n int) {
 	t.Helper()
-	deadline := time.After(2 * time.Minute) // a safety net, not a sleep: 10,000 goroutines under -race on 2 cores can take a while to park
+	deadline := time.After(5 * time.Minute) // a safety net, not a sleep: 10,000 goroutines under -race on a loaded 2-core machine can take minutes to park
 	for {
 		c.mu.Lock()
 		added := c.added
@@ -90,7 +90,7 @@ func (c *fakeClock) waitPending(t *testing.T, d time.Duration, n int) {
 		select {
 		case <-added:
 		case <-deadline:
-			t.Fatalf("waited 2m for %d pending %s timers, have %d", n, d, c.pendingOf(d))
+			t.Fatalf("waited 5m for %d pending %s timers, have %d", n, d, c.pendingOf(d))
 		}
 	}
 }
