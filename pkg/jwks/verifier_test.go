@@ -128,9 +128,15 @@ func (p *keyIDP) hold() (release func()) {
 // kid_miss_cooldown, 1h refresh without cache headers), runs it, and waits for its first fetch.
 func remoteFor(t *testing.T, clk *jwks.FakeClock, p *keyIDP, name string, lim *jwks.Limiter) (*jwks.Remote, <-chan jwks.FetchResult) {
 	t.Helper()
-	client, err := jwks.NewHTTPClient(jwks.HTTPClientOptions{})
-	if err != nil {
-		t.Fatal(err)
+	// Not jwks.NewHTTPClient: its 3 s response-header timeout runs on the real clock, and the
+	// flood tests hold a fetch at the IdP until 10,000 callers have joined it, which under
+	// -race on a loaded 2-core machine takes longer than that (the fetch then failed and late
+	// callers were refused instead of joining). The fetch deadline is Timeout below.
+	client := &http.Client{
+		Transport: &http.Transport{},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
 	}
 	fetches := make(chan jwks.FetchResult, 16)
 	r, err := jwks.NewRemote(jwks.RemoteOptions{
